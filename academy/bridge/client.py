@@ -1,0 +1,353 @@
+"""The trusted half of the bridge: talk to learner code that runs in another process.
+
+Hidden tests use ``Learner`` like a module: ``learner.Context()`` builds a learner object in
+the worker and returns a ``Remote`` proxy; calling its methods returns plain Python data
+(decoded from JSON with exact types) or further proxies. A ``Remote`` compares equal only to
+itself, so an always-equal object can never satisfy an assertion, and every assertion runs
+here, out of the learner's reach.
+
+The worker is bounded: a wall-clock deadline per request, and CPU, memory, file-size and
+open-file limits. When it hangs or dies, the request raises ``LearnerTimeout`` or
+``LearnerCrashed`` and the next request starts a fresh worker with the learner's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from academy.bridge.worker import TAG
+
+__all__ = [
+    "Learner",
+    "LearnerCrashed",
+    "LearnerError",
+    "LearnerException",
+    "LearnerTimeout",
+    "Limits",
+    "Remote",
+    "expr",
+]
+
+
+class LearnerError(Exception):
+    """The learner's code could not answer (it hung or crashed); the message says which."""
+
+
+class LearnerTimeout(LearnerError):
+    """A request to the learner's code ran past its deadline; the worker was killed."""
+
+
+class LearnerCrashed(LearnerError):
+    """The worker process ended while answering (os._exit, a segfault, a memory kill)."""
+
+
+class LearnerException(Exception):
+    """The learner's code raised; ``type``, ``mro`` and ``message`` describe the exception."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.type: str = info["type"]
+        self.mro: list[str] = info["mro"]
+        self.message: str = info["message"]
+        self.where: str = info.get("where", "")
+        where = f" ({self.where})" if self.where else ""
+        super().__init__(f"{self.type}: {self.message}{where}")
+
+    def is_a(self, name: str) -> bool:
+        """True when the learner's exception is, or derives from, the built-in ``name``."""
+        return name in self.mro
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one worker may use. Defaults suit the course's exercises on a 2-core machine."""
+
+    call_seconds: float = 10.0
+    load_seconds: float = 30.0
+    cpu_seconds: int = 120
+    memory_mb: int = 2048
+    file_size_mb: int = 64
+    open_files: int = 256
+
+
+@dataclass(frozen=True)
+class expr:  # noqa: N801 - reads like a constructor in tests: expr("{1, 2}")
+    """A value JSON cannot carry (a set, a datetime), built in the worker from this source."""
+
+    source: str
+
+
+class Remote:
+    """A learner object living in the worker. Equal only to itself."""
+
+    __slots__ = ("_learner", "_id", "_type", "_repr", "__weakref__")
+
+    def __init__(self, learner: Learner, ref: int, type_name: str, text: str) -> None:
+        object.__setattr__(self, "_learner", learner)
+        object.__setattr__(self, "_id", ref)
+        object.__setattr__(self, "_type", type_name)
+        object.__setattr__(self, "_repr", text)
+
+    @property
+    def remote_type(self) -> str:
+        return self._type
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _BoundName(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._learner._request({"op": "setattr", "target": self._id, "name": name,
+                                "value": self._learner._encode(value)})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._learner._invoke({"op": "call", "target": self._id}, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<learner {self._type}: {self._repr}>"
+
+    def __bool__(self) -> bool:
+        raise TypeError("a learner object has no trusted truth value; compare a plain result")
+
+    def __len__(self) -> int:
+        return self._learner.builtin("len", self)
+
+
+class _BoundName:
+    """``remote.name``: call it, or fetch it with ``.value()``."""
+
+    def __init__(self, owner: Remote, name: str) -> None:
+        self.owner = owner
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        learner = self.owner._learner
+        request = {"op": "callmethod", "target": self.owner._id, "name": self.name}
+        return learner._invoke(request, args, kwargs)
+
+    def value(self) -> Any:
+        return self.owner._learner._request(
+            {"op": "getattr", "target": self.owner._id, "name": self.name}
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        value = self.value()
+        if isinstance(value, Remote):
+            return getattr(value, name)
+        raise AttributeError(f"{self.name} is a plain value, it has no attribute {name!r}")
+
+
+@dataclass
+class Learner:
+    """The learner's code, loaded from notebook cells into a bounded worker process."""
+
+    cells: list[dict[str, Any]]
+    limits: Limits = field(default_factory=Limits)
+    python: str = sys.executable
+    load_problems: list[dict[str, Any]] = field(default_factory=list)
+    restarts: int = 0
+    _proc: subprocess.Popen[bytes] | None = None
+    _req: Any = None
+    _rep: Any = None
+    _buffer: bytes = b""
+    _workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    # ---------------------------------------------------------------- public API
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._request({"op": "getattr", "target": None, "name": name})
+
+    def has(self, name: str) -> bool:
+        """Did the learner's code define ``name``?"""
+        return bool(self._request({"op": "has", "name": name}))
+
+    def builtin(self, name: str, *args: Any) -> Any:
+        """Apply ``len``, ``list``, ``repr``, ``str``, ``type`` or ``mro`` in the worker."""
+        return self._invoke({"op": "builtin", "name": name}, args, {})
+
+    def make(self, value: expr) -> Remote:
+        """Build a non-JSON value (``expr("{1, 2}")``) in the worker."""
+        return self._request({"op": "eval", "source": value.source})
+
+    def keep(self, value: Any) -> Remote:
+        """Send ``value`` and keep it alive in the worker as an object (a mutable list, say)."""
+        return self._request({"op": "keep", "value": self._encode(value)})
+
+    def close(self) -> None:
+        proc = self._proc
+        self._proc = None
+        if proc is not None:
+            _kill_group(proc)
+        for pipe in (self._req, self._rep):
+            if pipe is not None:
+                try:
+                    os.close(pipe)
+                except OSError:
+                    pass
+        self._req = self._rep = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> Learner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- plumbing
+    def _invoke(self, request: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        request = dict(request, args=[self._encode(a) for a in args],
+                       kwargs={k: self._encode(v) for k, v in kwargs.items()})
+        return self._request(request)
+
+    def _encode(self, value: Any) -> Any:
+        if isinstance(value, Remote):
+            if value._learner is not self:
+                raise ValueError("a Remote from another Learner cannot be sent here")
+            return {TAG: "handle", "id": value._id}
+        if isinstance(value, expr):
+            return {TAG: "expr", "source": value.source}
+        kind = type(value)
+        if value is None or kind in (bool, int, str):
+            return value
+        if kind is float:
+            return value if value == value and abs(value) != float("inf") else {
+                TAG: "float", "value": repr(value)}
+        if kind is list:
+            return [self._encode(v) for v in value]
+        if kind is tuple:
+            return {TAG: "tuple", "items": [self._encode(v) for v in value]}
+        if kind is dict:
+            items = {str(k): self._encode(v) for k, v in value.items()}
+            return {TAG: "dict", "items": items} if TAG in value else items
+        raise TypeError(f"cannot send a {kind.__name__} to the learner; use expr(...)")
+
+    def _decode(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._decode(v) for v in value]
+        if isinstance(value, dict):
+            tag = value.get(TAG)
+            if tag is None:
+                return {k: self._decode(v) for k, v in value.items()}
+            if tag == "handle":
+                return Remote(self, value["id"], value["type"], value["repr"])
+            if tag == "tuple":
+                return tuple(self._decode(v) for v in value["items"])
+            if tag == "dict":
+                return {k: self._decode(v) for k, v in value["items"].items()}
+            if tag == "float":
+                return float(value["value"])
+        return value
+
+    def _request(self, request: dict[str, Any]) -> Any:
+        if self._proc is None:
+            self._start()
+        reply = self._exchange(request, self.limits.call_seconds)
+        if "raised" in reply:
+            raise LearnerException(reply["raised"])
+        if "protocol_error" in reply:
+            raise LearnerCrashed(f"the grader could not read your code's answer: "
+                                 f"{reply['protocol_error']}")
+        return self._decode(reply["value"])
+
+    def _start(self) -> None:
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="f0-learner-")
+        req_read, req_write = os.pipe()
+        rep_read, rep_write = os.pipe()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self._workdir.name,
+               "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
+               "LANG": "C.UTF-8"}
+        try:
+            self._proc = subprocess.Popen(
+                [self.python, "-I", "-m", "academy.bridge.worker", str(req_read), str(rep_write)],
+                cwd=self._workdir.name, env=env, pass_fds=(req_read, rep_write),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, preexec_fn=self._apply_limits,
+            )
+        finally:
+            os.close(req_read)
+            os.close(rep_write)
+        self._req, self._rep, self._buffer = req_write, rep_read, b""
+        reply = self._exchange({"op": "load", "cells": self.cells}, self.limits.load_seconds)
+        if "value" not in reply:
+            raise LearnerCrashed("the grader could not load your notebook's code")
+        self.load_problems = reply["value"]
+
+    def _apply_limits(self) -> None:  # runs in the child, before exec
+        limits = self.limits
+        mb = 1024 * 1024
+        for name, value in (("RLIMIT_AS", limits.memory_mb * mb),
+                            ("RLIMIT_CPU", limits.cpu_seconds),
+                            ("RLIMIT_FSIZE", limits.file_size_mb * mb),
+                            ("RLIMIT_NOFILE", limits.open_files),
+                            ("RLIMIT_CORE", 0)):
+            resource.setrlimit(getattr(resource, name), (value, value))
+
+    def _exchange(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+        assert self._proc is not None
+        try:
+            os.write(self._req, (json.dumps(request, allow_nan=False) + "\n").encode())
+        except (BrokenPipeError, OSError):
+            return self._died()
+        deadline = time.monotonic() + seconds
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                self.restarts += 1
+                raise LearnerTimeout(
+                    f"your code did not finish within {seconds:g} s (an endless loop, or "
+                    "waiting for something that never comes?)"
+                )
+            ready, _, _ = select.select([self._rep], [], [], left)
+            if ready:
+                chunk = os.read(self._rep, 1 << 16)
+                if not chunk:
+                    return self._died()
+                self._buffer += chunk
+                if len(self._buffer) > 64 * 1024 * 1024:
+                    self.close()
+                    raise LearnerCrashed("your code's answer was larger than 64 MB")
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def _died(self) -> dict[str, Any]:
+        proc = self._proc
+        code = proc.wait(timeout=5) if proc is not None else None
+        self.close()
+        self.restarts += 1
+        raise LearnerCrashed(_describe_exit(code))
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        why = {"SIGXCPU": "it used up its CPU time", "SIGSEGV": "it crashed (segmentation fault)",
+               "SIGKILL": "it was killed (out of memory?)"}.get(name, f"signal {name}")
+        return f"your code ended the grading process: {why}"
+    return f"your code ended the grading process (exit code {code}; os._exit?)"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+

@@ -1,0 +1,219 @@
+"""The untrusted half of the bridge: runs learner code and answers questions about it.
+
+This process is started by the trusted grader (``academy.bridge.client``) with ``python -I``
+in an empty folder and resource limits. It holds the learner's objects; the grader only
+ever sees plain JSON describing them. Whatever the learner's code does here (patching
+modules, printing fake scores, returning objects whose ``==`` is always true) it cannot
+reach the assertions, which run in the grader's process.
+
+Protocol: one JSON request per line on file descriptor ``REQ_FD``, one JSON reply per line
+on ``REP_FD``. stdout and stderr belong to the learner's code and are never parsed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import sys
+import traceback
+import types
+from typing import Any
+
+TAG = "__f0__"  # marks a JSON object that stands for something JSON cannot hold
+
+
+class Worker:
+    """Executes requests against the learner's namespace and a table of live objects."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {
+            "__name__": "__learner__",
+            "__builtins__": builtins,
+            "display": _display,  # notebook code may call these outside a kernel
+            "get_ipython": lambda: None,
+        }
+        self.objects: dict[int, Any] = {}
+        self.next_handle = 1
+
+    # ---------------------------------------------------------------- encoding
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        """Plain JSON for exact JSON types; a handle to a live object for anything else."""
+        kind = type(value)
+        if value is None or kind in (bool, int, str):
+            return value
+        if kind is float:
+            if value != value or value in (float("inf"), float("-inf")):
+                return {TAG: "float", "value": repr(value)}
+            return value
+        if depth < 50:
+            if kind is list:
+                return [self.encode(v, depth + 1) for v in value]
+            if kind is tuple:
+                return {TAG: "tuple", "items": [self.encode(v, depth + 1) for v in value]}
+            if kind is dict and all(type(k) is str for k in value):
+                out = {k: self.encode(v, depth + 1) for k, v in value.items()}
+                return {TAG: "dict", "items": out} if TAG in value else out
+        return self.handle(value)
+
+    def handle(self, value: Any) -> dict[str, Any]:
+        number = self.next_handle
+        self.next_handle += 1
+        self.objects[number] = value
+        return {TAG: "handle", "id": number, "type": _type_name(value), "repr": _safe_repr(value)}
+
+    def decode(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.decode(v) for v in value]
+        if isinstance(value, dict):
+            tag = value.get(TAG)
+            if tag is None:
+                return {k: self.decode(v) for k, v in value.items()}
+            if tag == "handle":
+                return self.objects[value["id"]]
+            if tag == "tuple":
+                return tuple(self.decode(v) for v in value["items"])
+            if tag == "dict":
+                return {k: self.decode(v) for k, v in value["items"].items()}
+            if tag == "float":
+                return float(value["value"])
+            if tag == "expr":  # the grader builds a value JSON cannot carry, e.g. {1, 2}
+                return eval(value["source"], {"__builtins__": builtins})  # noqa: S307
+        return value
+
+    # ---------------------------------------------------------------- requests
+    def target(self, ref: int | None) -> Any:
+        if ref is None:
+            module = types.SimpleNamespace(**self.namespace)
+            return module
+        return self.objects[ref]
+
+    def serve(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request["op"]
+        if op == "load":
+            return {"value": self.load(request["cells"])}
+        if op == "keep":  # a live object in the worker, e.g. a list the grader mutates later
+            return {"value": self.handle(self.decode(request["value"]))}
+        if op == "release":
+            for ref in request["ids"]:
+                self.objects.pop(ref, None)
+            return {"value": None}
+        try:
+            return {"value": self.encode(self.run(op, request))}
+        except BaseException as exc:  # the learner's exception is an answer, not a crash
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return {"raised": describe_exception(exc)}
+
+    def run(self, op: str, request: dict[str, Any]) -> Any:
+        if op == "has":
+            return request["name"] in self.namespace
+        if op == "getattr":
+            if request.get("target") is None:
+                if request["name"] not in self.namespace:
+                    raise NameError(f"name {request['name']!r} is not defined")
+                return self.namespace[request["name"]]
+            return getattr(self.target(request["target"]), request["name"])
+        if op == "setattr":
+            setattr(self.target(request["target"]), request["name"], self.decode(request["value"]))
+            return None
+        args = [self.decode(a) for a in request.get("args", [])]
+        kwargs = {k: self.decode(v) for k, v in request.get("kwargs", {}).items()}
+        if op == "call":
+            return self.target(request["target"])(*args, **kwargs)
+        if op == "callmethod":
+            return getattr(self.target(request["target"]), request["name"])(*args, **kwargs)
+        if op == "eval":
+            return self.decode({TAG: "expr", "source": request["source"]})
+        if op == "builtin":  # len(), list(), isinstance checks the grader asks about
+            function = {"len": len, "list": list, "repr": _safe_repr, "str": str, "sorted": sorted,
+                        "dict": dict, "type": _type_name, "mro": _mro}[request["name"]]
+            return function(*args)
+        raise ValueError(f"unknown operation {op!r}")
+
+    def load(self, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run the learner's cells in order; a failing cell is reported, the rest still run."""
+        problems = []
+        for cell in cells:
+            label = cell.get("label", f"cell {cell['index']}")
+            try:
+                code = compile(strip_magics(cell["source"]), f"<{label}>", "exec")
+                exec(code, self.namespace)  # noqa: S102 - running learner code is the point
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                problems.append({"cell": cell["index"], "label": label,
+                                 "error": describe_exception(exc)})
+        return problems
+
+
+def _display(*objects: Any, **_: Any) -> None:
+    for obj in objects:
+        print(_safe_repr(obj))
+
+
+def strip_magics(source: str) -> str:
+    """Notebook-only lines (``%time``, ``!pip``) mean nothing outside a kernel; drop them."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        lines.append("" if stripped.startswith(("%", "!")) else line)
+    return "\n".join(lines)
+
+
+def _type_name(value: Any) -> str:
+    kind = type(value)
+    return kind.__name__ if kind.__module__ in ("builtins", "__learner__") else (
+        f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def _mro(value: Any) -> list[str]:
+    kind = value if isinstance(value, type) else type(value)
+    return [k.__name__ for k in kind.__mro__]
+
+
+def _safe_repr(value: Any, limit: int = 300) -> str:
+    try:
+        text = repr(value)
+    except BaseException:  # noqa: BLE001 - a broken __repr__ is the learner's business
+        text = f"<{type(value).__name__} object with a failing __repr__>"
+    if not isinstance(text, str):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_exception(exc: BaseException) -> dict[str, Any]:
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001
+        message = "<the exception's __str__ failed>"
+    frames = traceback.extract_tb(exc.__traceback__)
+    learner_frames = [f for f in frames if f.filename.startswith("<")]
+    where = learner_frames[-1] if learner_frames else None
+    return {
+        "type": type(exc).__name__,
+        "mro": [k.__name__ for k in type(exc).__mro__],
+        "message": message[:2000],
+        "where": f"{where.filename.strip('<>')}, line {where.lineno}" if where else "",
+    }
+
+
+def main() -> None:
+    req_fd, rep_fd = int(sys.argv[1]), int(sys.argv[2])
+    requests = os.fdopen(req_fd, "r", encoding="utf-8")
+    replies = os.fdopen(rep_fd, "w", encoding="utf-8")
+    worker = Worker()
+    for line in requests:
+        request = json.loads(line)
+        try:
+            reply = worker.serve(request)
+            text = json.dumps(reply, allow_nan=False)
+        except Exception as exc:  # noqa: BLE001 - report, keep serving
+            text = json.dumps({"protocol_error": f"{type(exc).__name__}: {exc}"})
+        replies.write(text + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""What a hidden test is: data (exercise, points, message) attached to a pytest function.
+
+Otter-Grader's idea: a test case is data. Here the data rides on a pytest marker, so a
+hidden suite stays an ordinary pytest file that instructors can read and run::
+
+    @case("1.1", points=1, message="create_app_context() must store app.name = 'MyApp'")
+    def test_app_name(learner):
+        check(learner.create_app_context().get("app.name") == "MyApp")
+
+The learner sees ``message`` (and ``check``'s optional detail) when the case fails, never
+the test's source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+__all__ = ["CaseFailed", "case", "check", "raises"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CaseFailed(AssertionError):
+    """A hidden check failed; its text is shown to the learner, so it must not quote tests."""
+
+
+def case(exercise: str, points: float, message: str) -> Callable[[F], F]:
+    """Mark a hidden test: which exercise it grades, its points, and what is wrong if it fails."""
+    if points <= 0:
+        raise ValueError("a case must be worth more than 0 points")
+    if not message.strip():
+        raise ValueError("a case needs a learner-facing message")
+    return pytest.mark.f0_case(exercise=exercise, points=float(points), message=message)
+
+
+def check(condition: bool, detail: str = "") -> None:
+    """Fail the case when ``condition`` is not exactly ``True``; ``detail`` is shown to the learner.
+
+    Only the real ``True`` passes: a learner object can never stand in for a boolean here,
+    because ``Remote`` objects refuse to be truth-tested.
+    """
+    if condition is not True:
+        raise CaseFailed(detail)
+
+
+def raises(call: Callable[[], Any], builtin: str, detail: str = "") -> Any:
+    """Run ``call`` and require that the learner's code raises ``builtin`` (or a subclass)."""
+    from academy.bridge.client import LearnerException
+
+    try:
+        value = call()
+    except LearnerException as exc:
+        if exc.is_a(builtin):
+            return exc
+        raise CaseFailed(f"{detail} (it raised {exc.type} instead of {builtin})".strip()) from exc
+    raise CaseFailed(f"{detail} (nothing was raised; it returned {value!r})".strip())

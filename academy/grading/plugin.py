@@ -1,0 +1,123 @@
+"""The pytest plugin a hidden suite runs under, inside the trusted grading process.
+
+It gives each test the ``learner`` fixture (a bridge to the learner's code in a bounded
+worker process), turns every failure into learner-facing words, and writes one JSON report
+that the grading step reads. Loaded with ``-p academy.grading.plugin``; it is never loaded
+into the learner's process.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from academy.bridge.client import (
+    Learner,
+    LearnerError,
+    LearnerException,
+    LearnerTimeout,
+    Limits,
+)
+from academy.grading.cases import CaseFailed
+
+MAX_TIMEOUTS = 3  # after this many hangs, the remaining cases fail at once (bounded grading)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("f0", "Framework0 Academy hidden suites")
+    group.addoption("--f0-cells", help="JSON file: the learner's code cells, in order")
+    group.addoption("--f0-report", help="where to write the JSON report")
+    group.addoption("--f0-limits", default="{}", help="JSON object of academy Limits fields")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "f0_case(exercise, points, message): a graded case")
+    config._f0_results = []  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def learner(request: pytest.FixtureRequest) -> Any:
+    cells_file = request.config.getoption("--f0-cells")
+    if not cells_file:
+        pytest.fail("--f0-cells is required to grade learner code")
+    cells = json.loads(Path(cells_file).read_text(encoding="utf-8"))
+    limits = Limits(**json.loads(request.config.getoption("--f0-limits")))
+    bridge = _BudgetedLearner(cells, limits)
+    request.session._f0_learner = bridge  # type: ignore[attr-defined]
+    yield bridge
+    bridge.close()
+
+
+class _BudgetedLearner(Learner):
+    """A Learner that stops trying after repeated hangs, so a suite always ends in bounded time."""
+
+    timeouts: int = 0
+
+    def _request(self, request: dict[str, Any]) -> Any:
+        if self.timeouts >= MAX_TIMEOUTS:
+            raise LearnerTimeout(
+                f"not run: your code hit the time limit {self.timeouts} times in earlier checks"
+            )
+        try:
+            return super()._request(request)
+        except LearnerTimeout:
+            self.timeouts += 1
+            raise
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("f0_case")
+    if marker is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.failed):
+        item.config._f0_results.append(  # type: ignore[attr-defined]
+            {
+                "name": item.name,
+                "exercise": marker.kwargs["exercise"],
+                "points": marker.kwargs["points"],
+                "message": marker.kwargs["message"],
+                "passed": report.passed,
+                **_explain(call.excinfo.value if call.excinfo else None),
+            }
+        )
+
+
+def _explain(exc: BaseException | None) -> dict[str, Any]:
+    """Say what went wrong in the learner's terms, without quoting the hidden test."""
+    if exc is None:
+        return {"detail": "", "kind": "passed"}
+    if isinstance(exc, CaseFailed):
+        return {"detail": str(exc), "kind": "wrong"}
+    if isinstance(exc, LearnerException):
+        return {"detail": f"your code raised {exc}", "kind": "raised"}
+    if isinstance(exc, LearnerTimeout):
+        return {"detail": str(exc), "kind": "timeout"}
+    if isinstance(exc, LearnerError):
+        return {"detail": str(exc), "kind": "crashed"}
+    if isinstance(exc, AssertionError):
+        return {"detail": "", "kind": "wrong"}
+    # An error in the trusted test itself, usually a learner value of an unexpected shape.
+    return {"detail": f"your code's result could not be checked ({type(exc).__name__})",
+            "kind": "unexpected"}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    path = session.config.getoption("--f0-report")
+    if not path:
+        return
+    learner_problems: list[dict[str, Any]] = []
+    fixture = getattr(session, "_f0_learner", None)
+    if fixture is not None:
+        learner_problems = fixture.load_problems
+    Path(path).write_text(
+        json.dumps({"cases": session.config._f0_results,  # type: ignore[attr-defined]
+                    "collected": session.testscollected, "exitstatus": int(exitstatus),
+                    "load_problems": learner_problems}),
+        encoding="utf-8",
+    )

@@ -1,0 +1,143 @@
+"""Steps added to nbgrader's pipelines, each a small preprocessor with one job.
+
+``jupyter_config.py`` puts them in place:
+
+* ``ClearReflectionAnswers``: generate_assignment drops the worked answers to reflection
+  questions, which only the solution notebook keeps.
+* ``ExecuteWithinLimits``: autograde runs the learner's kernel with a memory and CPU cap, and a
+  kernel that dies or hangs costs that notebook its outputs, never the grading run.
+* ``ScoreHiddenSuites``: autograde runs the module's hidden suite in a fresh trusted process and
+  writes each exercise's score and messages into its grade cell, replacing whatever the
+  learner's kernel produced there; nbgrader's ``SaveAutoGrades`` then records those scores.
+* ``FlagUngradableWork``: after the grades are saved, flags the submission in the gradebook
+  when some work could not be graded (a hang, a crash), so a person looks at it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from nbformat.notebooknode import NotebookNode, from_dict
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Float, Integer, Unicode
+
+from academy import manifest
+from academy.bridge.client import Limits
+from academy.grading.render import exercise_outputs
+from academy.grading.suite_runner import run_hidden_suite
+
+__all__ = [
+    "ClearReflectionAnswers",
+    "ExecuteWithinLimits",
+    "FlagUngradableWork",
+    "ScoreHiddenSuites",
+]
+
+REFLECTION_TAG = "reflection-answer"
+
+
+class ClearReflectionAnswers(NbGraderPreprocessor):
+    """Remove cells tagged ``reflection-answer``: worked answers belong to solutions only."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        nb.cells = [c for c in nb.cells if REFLECTION_TAG not in c.get("metadata", {}).get("tags", [])]
+        return nb, resources
+
+
+class ExecuteWithinLimits(Execute):
+    """nbgrader's Execute with the kernel's memory and CPU capped, surviving a dead kernel."""
+
+    kernel_memory_mb = Integer(
+        4096, help="Address-space limit for the learner's kernel, in MiB (0: no limit)."
+    ).tag(config=True)
+    kernel_cpu_seconds = Integer(
+        900, help="CPU-time limit for the learner's kernel, in seconds (0: no limit). It ends "
+        "loops that ignore interrupts."
+    ).tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        limits = []
+        if self.kernel_memory_mb:
+            size = self.kernel_memory_mb * 1024 * 1024
+            limits.append(f"_r.setrlimit(_r.RLIMIT_AS, ({size}, {size}))")
+        if self.kernel_cpu_seconds:
+            limits.append(f"_r.setrlimit(_r.RLIMIT_CPU, ({self.kernel_cpu_seconds},) * 2)")
+        if limits:
+            line = "import resource as _r; " + "; ".join(limits) + "; del _r"
+            self.extra_arguments = [*self.extra_arguments,
+                                    f"--IPKernelApp.exec_lines={shlex.quote(line)}"]
+        try:
+            return super().preprocess(nb, resources)
+        except Exception as exc:  # noqa: BLE001 - one learner's kernel must not stop grading
+            self.log.warning("kernel for %s stopped early: %s: %s",
+                             resources.get("nbgrader", {}).get("student"), type(exc).__name__, exc)
+            resources.setdefault("academy", {})["kernel_problem"] = f"{type(exc).__name__}: {exc}"
+            return nb, resources
+
+
+class ScoreHiddenSuites(NbGraderPreprocessor):
+    """Score each exercise with the module's hidden suite and write it into its grade cell."""
+
+    course_root = Unicode(
+        "", help="Folder holding course.yaml; empty means the current directory or above it."
+    ).tag(config=True)
+    call_timeout = Float(10.0, help="Seconds one call into the learner's code may take.").tag(
+        config=True)
+    load_timeout = Float(30.0, help="Seconds the learner's cells may take to load.").tag(config=True)
+    memory_mb = Integer(2048, help="Memory cap for the learner's code while graded, MiB.").tag(
+        config=True)
+    cpu_seconds = Integer(120, help="CPU-time cap for the learner's code while graded.").tag(
+        config=True)
+    suite_timeout = Float(600.0, help="Wall-clock cap for one notebook's whole hidden suite.").tag(
+        config=True)
+
+    def limits(self) -> Limits:
+        return Limits(call_seconds=self.call_timeout, load_seconds=self.load_timeout,
+                      cpu_seconds=self.cpu_seconds, memory_mb=self.memory_mb)
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        course = manifest.load(Path(self.course_root) if self.course_root else None)
+        assignment = resources["nbgrader"]["assignment"]
+        try:
+            module = course.module(assignment)
+        except manifest.ManifestError:
+            self.log.info("%s is not a course.yaml module; no hidden suite to run", assignment)
+            return nb, resources
+        report = run_hidden_suite(course, module, nb, self.limits(), self.suite_timeout)
+        cells = module.by_grade_cell()
+        for cell in nb.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if cell.cell_type != "code" or grade_id not in cells:
+                continue
+            result = report.exercises[cells[grade_id].id]
+            cap = float(cell.metadata["nbgrader"].get("points", 0))
+            if result.score > cap:
+                self.log.error("grade cell %s is worth %s points but course.yaml says %s; "
+                               "run `make generate`", grade_id, cap, result.exercise.points)
+            outputs = exercise_outputs(result, report.load_problems, cap)
+            cell.outputs = [from_dict(o) for o in outputs]
+            cell.execution_count = cell.get("execution_count") or None
+        academy = resources.setdefault("academy", {})
+        academy["report"] = report.to_json()
+        academy["flagged"] = report.flagged or "kernel_problem" in academy
+        self.log.info("%s: hidden suites scored %g / %g%s", resources["nbgrader"]["student"],
+                      report.score, report.max_points, " (flagged)" if academy["flagged"] else "")
+        return nb, resources
+
+
+class FlagUngradableWork(NbGraderPreprocessor):
+    """Flag the submitted notebook in the gradebook when part of it could not be graded."""
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        if not resources.get("academy", {}).get("flagged"):
+            return nb, resources
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_submission_notebook(info["notebook"], info["assignment"],
+                                                   info["student"])
+            notebook.flagged = True
+            gb.db.commit()
+        return nb, resources

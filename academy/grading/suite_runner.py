@@ -1,0 +1,160 @@
+"""Run a module's hidden suite against a notebook, in a fresh trusted process.
+
+The same function serves the instructor (the ``ScoreHiddenSuites`` step inside ``nbgrader
+autograde``) and the self-paced learner (``f0 check``), so both see the same scores.
+The suite runs as ``python -I -m pytest`` from an empty folder with plugin autoloading
+off, no conftest and no cache: nothing in the learner's folder can change how it runs.
+The learner's code runs in yet another process (see ``academy.bridge``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from academy.bridge.client import Limits
+from academy.grading.notebook import learner_cells
+from academy.manifest import Course, Exercise, Module
+
+__all__ = ["CaseResult", "ExerciseResult", "SuiteReport", "run_hidden_suite"]
+
+
+@dataclass
+class CaseResult:
+    name: str
+    exercise: str
+    points: float
+    message: str
+    passed: bool
+    detail: str = ""
+    kind: str = ""
+
+
+@dataclass
+class ExerciseResult:
+    exercise: Exercise
+    cases: list[CaseResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why this could not be graded fully
+
+    @property
+    def score(self) -> float:
+        if self.problems and not self.cases:
+            return 0.0
+        earned = sum(c.points for c in self.cases if c.passed)
+        return round(min(max(earned, 0.0), self.exercise.points), 6)
+
+    @property
+    def flagged(self) -> bool:
+        """Graded as 0 for a reason a person should look at (a hang, a crash, a grader fault)."""
+        return bool(self.problems) or any(c.kind in ("timeout", "crashed") for c in self.cases)
+
+
+@dataclass
+class SuiteReport:
+    module: Module
+    exercises: dict[str, ExerciseResult]
+    load_problems: list[dict[str, Any]] = field(default_factory=list)
+    log: str = ""
+
+    @property
+    def score(self) -> float:
+        return round(sum(r.score for r in self.exercises.values()), 6)
+
+    @property
+    def max_points(self) -> float:
+        return self.module.points
+
+    @property
+    def flagged(self) -> bool:
+        return any(r.flagged for r in self.exercises.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.module.id,
+            "score": self.score,
+            "max_points": self.max_points,
+            "flagged": self.flagged,
+            "load_problems": self.load_problems,
+            "exercises": {
+                key: {"score": r.score, "points": r.exercise.points, "flagged": r.flagged,
+                      "problems": r.problems, "cases": [asdict(c) for c in r.cases]}
+                for key, r in self.exercises.items()
+            },
+        }
+
+
+def run_hidden_suite(
+    course: Course,
+    module: Module,
+    notebook: Any,
+    limits: Limits | None = None,
+    suite_timeout: float = 600.0,
+) -> SuiteReport:
+    """Grade ``notebook`` (a parsed notebook) with ``module``'s hidden suite."""
+    limits = limits or Limits()
+    results = {e.id: ExerciseResult(e) for e in module.exercises}
+    report = SuiteReport(module, results)
+    with tempfile.TemporaryDirectory(prefix="f0-grade-") as tmp:
+        work = Path(tmp)
+        (work / "cells.json").write_text(json.dumps(learner_cells(notebook)), encoding="utf-8")
+        (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+        command = [
+            sys.executable, "-I", "-m", "pytest", str(course.suite_path(module)),
+            "-p", "academy.grading.plugin", "-p", "no:cacheprovider", "--noconftest",
+            "--import-mode=importlib", "-c", str(work / "pytest.ini"), "--rootdir", str(work),
+            "-q", "--tb=no", "-o", "console_output_style=classic",
+            "--f0-cells", str(work / "cells.json"), "--f0-report", str(work / "report.json"),
+            "--f0-limits", json.dumps(asdict(limits)),
+        ]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp,
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8", "MPLBACKEND": "Agg"}
+        with open(work / "log.txt", "wb") as log:
+            proc = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                proc.wait(timeout=suite_timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        report.log = _tail(work / "log.txt")
+        raw = _read_report(work / "report.json")
+    if raw is None:
+        why = (f"grading did not finish within {suite_timeout:g} s"
+               if proc.returncode == -signal.SIGKILL else "the grader failed before reporting")
+        for result in results.values():
+            result.problems.append(why)
+        return report
+    report.load_problems = raw.get("load_problems", [])
+    for item in raw["cases"]:
+        case = CaseResult(**item)
+        if case.exercise not in results:
+            raise ValueError(f"{module.suite}: case {case.name} grades unknown exercise "
+                             f"{case.exercise!r}; course.yaml lists {', '.join(results)}")
+        results[case.exercise].cases.append(case)
+    for result in results.values():
+        total = sum(c.points for c in result.cases)
+        if abs(total - result.exercise.points) > 1e-9:
+            result.problems.append(
+                f"the hidden suite gave {total:g} of {result.exercise.points:g} points' worth "
+                "of checks for this exercise (grading incomplete)"
+            )
+    return report
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path: Path, limit: int = 8000) -> str:
+    data = path.read_bytes()
+    return data[-limit:].decode("utf-8", "replace")

@@ -1,0 +1,64 @@
+"""framework0: shared Context state, dependency graphs, recipes, a runner and persistence.
+
+The public API is exactly the names in ``__all__``; a test guards the list.
+"""
+
+from framework0.context import Context
+from framework0.dependency_graph import DependencyGraph
+from framework0.errors import (
+    BusError,
+    ContextDecodeError,
+    ContextError,
+    CorruptStateError,
+    CycleError,
+    Framework0Error,
+    GraphError,
+    InvalidKeyError,
+    NotJSONError,
+    PersistenceError,
+    RecipeError,
+    RecipeValidationError,
+    RunError,
+    StepFailedError,
+    StepNotRunError,
+    UnknownTaskError,
+)
+from framework0.logger import get_logger
+from framework0.memory_bus import MemoryBus
+from framework0.persistence import Persistence
+from framework0.recipe_parser import load_recipe, parse_recipe, parse_step, validate_recipe
+from framework0.runner import run_recipe
+from framework0.scriptlets import BaseScriptlet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BaseScriptlet",
+    "BusError",
+    "Context",
+    "ContextDecodeError",
+    "ContextError",
+    "CorruptStateError",
+    "CycleError",
+    "DependencyGraph",
+    "Framework0Error",
+    "GraphError",
+    "InvalidKeyError",
+    "MemoryBus",
+    "NotJSONError",
+    "Persistence",
+    "PersistenceError",
+    "RecipeError",
+    "RecipeValidationError",
+    "RunError",
+    "StepFailedError",
+    "StepNotRunError",
+    "UnknownTaskError",
+    "__version__",
+    "get_logger",
+    "load_recipe",
+    "parse_recipe",
+    "parse_step",
+    "run_recipe",
+    "validate_recipe",
+]

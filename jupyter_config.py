@@ -1,0 +1,93 @@
+"""nbgrader and Jupyter configuration for Framework0 Academy.
+
+nbgrader reads this file through ``nbgrader_config.py`` (``load_subconfig``), so stock
+commands work from the repository root with no extra flags::
+
+    nbgrader generate_assignment module1      # curriculum/ -> exercises/
+    nbgrader autograde module1                # submitted/ -> autograded/ + gradebook.db
+    nbgrader generate_feedback module1        # autograded/ -> feedback/
+    nbgrader export                           # grades.csv
+
+Hidden tests do not run in the learner's kernel: ``ScoreHiddenSuites`` runs each module's
+suite from ``autograder/`` in a fresh trusted process and writes the scores into the grade
+cells before nbgrader saves them (see ``academy/grading/steps.py``).
+"""
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ClearOutput,
+    ClearSolutions,
+    ComputeChecksums,
+    IgnorePattern,
+    IncludeHeaderFooter,
+    InstantiateTests,
+    LimitOutput,
+    LockCells,
+    SaveAutoGrades,
+    SaveCells,
+)
+
+from academy.grading.steps import (
+    ClearReflectionAnswers,
+    ExecuteWithinLimits,
+    FlagUngradableWork,
+    ScoreHiddenSuites,
+)
+
+c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
+
+c.CourseDirectory.course_id = "framework0-academy"
+c.CourseDirectory.source_directory = "curriculum"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.solution_directory = "solutions"
+# Data files beside the notebooks travel with them; caches never do.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                            ".hypothesis"]
+
+# Learner kernels: bounded time per cell, killed without the slow polite shutdown.
+c.Execute.timeout = 60
+c.Execute.interrupt_on_timeout = True
+c.Execute.shutdown_kernel = "immediate"
+c.ExecuteWithinLimits.timeout = 60
+c.ExecuteWithinLimits.shutdown_kernel = "immediate"
+
+c.GenerateAssignment.preprocessors = [
+    ClearReflectionAnswers,
+    IncludeHeaderFooter,
+    InstantiateTests,
+    LockCells,
+    ClearSolutions,
+    ClearOutput,
+    CheckCellMetadata,
+    ComputeChecksums,
+    SaveCells,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ComputeChecksums,
+    CheckCellMetadata,
+]
+
+c.GenerateSolution.preprocessors = [
+    IncludeHeaderFooter,
+    LockCells,
+    ClearOutput,
+    ClearHiddenTests,
+    ClearMarkScheme,
+    ExecuteWithinLimits,
+]
+
+c.Autograde.autograde_preprocessors = [
+    ExecuteWithinLimits,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    ScoreHiddenSuites,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+    FlagUngradableWork,
+]
