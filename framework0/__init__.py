@@ -27,10 +27,24 @@ from framework0.logger import get_logger
 from framework0.memory_bus import MemoryBus
 from framework0.persistence import Persistence
 from framework0.recipe_parser import load_recipe, parse_recipe, parse_step, validate_recipe
-from framework0.runner import run_recipe
 from framework0.scriptlets import BaseScriptlet
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The runner is imported on first use, so `python -m framework0.runner` does not find
+    # itself already imported (and warn) when the package initialises.
+    if name == "run_recipe":
+        from framework0.runner import run_recipe
+
+        return run_recipe
+    raise AttributeError(f"module 'framework0' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BaseScriptlet",

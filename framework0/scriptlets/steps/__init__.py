@@ -1,0 +1,1 @@
+"""Ready-made scriptlets that the bundled example recipes use."""
