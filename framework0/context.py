@@ -42,11 +42,18 @@ def _copy(value: Any) -> Any:
     return value
 
 
+MAX_DEPTH = 200
+"""Deepest nesting a value may have: deeper data is almost surely a bug, and copying it
+recursively would hit Python's recursion limit."""
+
+
 def _json_copy(key: str, value: Any, path: str, active: set[int]) -> Any:
     """Validate ``value`` as JSON data and return a private copy of it.
 
     ``path`` is where ``value`` sits, written like ``config.servers[2].port``;
     ``active`` holds the ids of the containers being walked, to catch cycles.
+    Subclasses of str, int and float (enums, numpy scalars) are stored as the plain
+    value ``json.dumps`` would write.
     """
     kind = type(value)
     if kind in _EXACT_SCALARS:
@@ -56,6 +63,8 @@ def _json_copy(key: str, value: Any, path: str, active: set[int]) -> Any:
     if kind is dict or kind is list or isinstance(value, (dict, list)):
         if id(value) in active:
             raise NotJSONError(key, path, "contains itself (a cyclic structure)")
+        if len(active) >= MAX_DEPTH:
+            raise NotJSONError(key, path, f"is nested more than {MAX_DEPTH} levels deep")
         active.add(id(value))
         try:
             if isinstance(value, dict):
@@ -63,10 +72,13 @@ def _json_copy(key: str, value: Any, path: str, active: set[int]) -> Any:
                 for k, v in value.items():
                     if not isinstance(k, str):
                         raise NotJSONError(
-                            key, path, f"has a key {k!r} of type {type(k).__name__}; "
-                            "JSON object keys must be str"
+                            key,
+                            path,
+                            f"has a key {k!r} of type {type(k).__name__}; "
+                            "JSON object keys must be str",
                         )
-                    out[str(k)] = _json_copy(key, v, f"{path}.{k}", active)
+                    k = str.__str__(k)
+                    out[k] = _json_copy(key, v, f"{path}.{k}", active)
                 return out
             return [_json_copy(key, v, f"{path}[{i}]", active) for i, v in enumerate(value)]
         finally:
@@ -74,11 +86,11 @@ def _json_copy(key: str, value: Any, path: str, active: set[int]) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):  # e.g. IntEnum: store the plain number JSON will carry
-        return int(value)
+        return int.__int__(value)
     if isinstance(value, float):
-        return _json_copy(key, float(value), path, active)
-    if isinstance(value, str):
-        return str(value)
+        return _json_copy(key, float.__float__(value), path, active)
+    if isinstance(value, str):  # a str Enum's str() is "Color.RED"; JSON writes "red"
+        return str.__str__(value)
     raise NotJSONError(
         key, path, f"is a {type(value).__name__} ({_short_repr(value)}), which is not JSON data"
     )
@@ -96,7 +108,7 @@ def _check_key(key: Any) -> str:
     if type(key) is not str:
         if not isinstance(key, str):
             raise InvalidKeyError(f"context keys must be str, got {type(key).__name__} {key!r}")
-        key = str(key)
+        key = str.__str__(key)
     if not key:
         raise InvalidKeyError("context keys must be non-empty strings, got ''")
     return key
@@ -172,6 +184,8 @@ class Context:
         """
         if type(key) is not str or not key:
             key = _check_key(key)
+        if who is not None and type(who) is not str:
+            who = str(who)  # the history must not hold a caller's mutable object
         if type(value) in _EXACT_SCALARS and type(value) is not float:
             stored = value
         else:
@@ -180,8 +194,13 @@ class Context:
             before = self._data.get(key)
             self._data[key] = stored
             self._history.append(
-                {"timestamp": time.time(), "step": who, "key": key, "before": before,
-                 "after": stored}
+                {
+                    "timestamp": time.time(),
+                    "step": who,
+                    "key": key,
+                    "before": before,
+                    "after": stored,
+                }
             )
             self._dirty[key] = None
             self._version += 1
@@ -204,6 +223,23 @@ class Context:
             items = {k: _copy(self._data[k]) for k in self._dirty}
             self._dirty.clear()
             return self._version, items
+
+    def mark_dirty(self, keys: list[str]) -> None:
+        """Mark keys dirty again, without a history entry.
+
+        For a consumer that took keys with ``pop_dirty_items`` and could not save or send
+        them: it gives them back so the next flush or sync still sees them. Keys the
+        context does not hold are ignored.
+        """
+        with self._lock:
+            for key in keys:
+                if key in self._data:
+                    self._dirty[key] = None
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The context's re-entrant lock: hold it to make several calls one atomic step."""
+        return self._lock
 
     def take_snapshot(self) -> tuple[int, dict[str, Any]]:
         """Copy the whole state and clear the dirty keys in one step (a full checkpoint)."""
@@ -239,8 +275,13 @@ class Context:
     def _record(self, key: str, stored: Any, who: str | None) -> None:
         """``set`` for a value that is already a private, validated copy (lock held)."""
         self._history.append(
-            {"timestamp": time.time(), "step": who, "key": key, "before": self._data.get(key),
-             "after": stored}
+            {
+                "timestamp": time.time(),
+                "step": who,
+                "key": key,
+                "before": self._data.get(key),
+                "after": stored,
+            }
         )
         self._data[key] = stored
         self._dirty[key] = None
@@ -256,22 +297,24 @@ class Context:
     def from_json(cls, j: str | bytes, max_history: int | None = None) -> Context:
         """Build a context from ``to_json`` text: same data, empty history, no dirty keys."""
         try:
-            data = json.loads(j, parse_constant=_reject_constant)
+            data = json.loads(j, parse_constant=_reject_constant, parse_float=_finite_float)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ContextDecodeError(f"from_json: not valid JSON: {exc}") from exc
         except ValueError as exc:
             raise ContextDecodeError(f"from_json: {exc}") from exc
         except TypeError as exc:
-            raise ContextDecodeError(f"from_json: expected str or bytes, got {type(j).__name__}") from exc
+            raise ContextDecodeError(
+                f"from_json: expected str or bytes, got {type(j).__name__}"
+            ) from exc
         if not isinstance(data, dict):
             raise ContextDecodeError(
-                f"from_json: expected a JSON object of key/value pairs, got a JSON {_json_kind(data)}"
+                "from_json: expected a JSON object of key/value pairs, "
+                f"got a JSON {_json_kind(data)}"
             )
-        ctx = cls(max_history=max_history)
-        for key in data:
-            _check_key(key)
-        ctx._data = data  # json.loads output is fresh, private JSON data already
-        return ctx
+        try:
+            return cls.from_dict(data, max_history=max_history)
+        except (InvalidKeyError, NotJSONError) as exc:
+            raise ContextDecodeError(f"from_json: {exc}") from exc
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], max_history: int | None = None) -> Context:
@@ -300,20 +343,21 @@ class Context:
         previous: list[str] = []
         for key in sorted(data):
             parts = key.split(".")
-            common = 0
-            while common < min(len(parts) - 1, len(previous) - 1) and parts[common] == previous[common]:
-                common += 1
-            for depth in range(common, len(parts) - 1):
-                rows.append(
-                    f"<tr><td style='padding-left:{depth * 1.2}em'><b>{html.escape(parts[depth])}</b>"
-                    "</td><td></td><td></td></tr>"
-                )
-            value = html.escape(_short_repr(data[key], 80))
+            shared = 0  # namespace rows already drawn for the previous key
+            limit = min(len(parts), len(previous)) - 1
+            while shared < limit and parts[shared] == previous[shared]:
+                shared += 1
+            for depth in range(shared, len(parts) - 1):
+                rows.append(_html_row(depth, f"<b>{html.escape(parts[depth])}</b>"))
             mark = " &#9679;" if key in dirty else ""
-            who = html.escape(str(last_who.get(key, "")))
             rows.append(
-                f"<tr><td style='padding-left:{(len(parts) - 1) * 1.2}em' title='{html.escape(key)}'>"
-                f"{html.escape(parts[-1])}{mark}</td><td><code>{value}</code></td><td>{who}</td></tr>"
+                _html_row(
+                    len(parts) - 1,
+                    html.escape(parts[-1]) + mark,
+                    f"<code>{html.escape(_short_repr(data[key], 80))}</code>",
+                    html.escape(str(last_who.get(key) or "")),
+                    title=key,
+                )
             )
             previous = parts
         return (
@@ -323,12 +367,26 @@ class Context:
         )
 
 
+def _html_row(depth: int, label: str, value: str = "", who: str = "", title: str = "") -> str:
+    tip = f" title='{html.escape(title)}'" if title else ""
+    return (
+        f"<tr><td style='padding-left:{depth * 1.2}em'{tip}>{label}</td>"
+        f"<td>{value}</td><td>{who}</td></tr>"
+    )
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON data")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is too large for a float")
+    return value
 
 
 def _json_kind(value: Any) -> str:
     return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
     )
-
