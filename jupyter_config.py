@@ -45,8 +45,7 @@ c.CourseDirectory.source_directory = "curriculum"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.solution_directory = "solutions"
 # Data files beside the notebooks travel with them; caches never do.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-                            ".hypothesis"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".hypothesis"]
 
 # Learner kernels: bounded time per cell, killed without the slow polite shutdown.
 c.Execute.timeout = 60

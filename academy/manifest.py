@@ -179,21 +179,30 @@ def load(root: Path | None = None) -> Course:
         raise ManifestError(f"{path}: not valid YAML: {exc}") from exc
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(raw), key=str)
     if errors:
-        lines = [f"  - at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
-                 for e in errors]
+        lines = [
+            f"  - at {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors
+        ]
         raise ManifestError(f"{path}: {len(errors)} problem(s)\n" + "\n".join(lines))
     default_fraction = raw.get("pass_fraction", 0.8)
     modules = tuple(
         Module(
-            id=m["id"], number=m["number"], title=m["title"], notebook=m["notebook"],
-            suite=m["suite"], pass_fraction=m.get("pass_fraction", default_fraction),
-            exercises=tuple(Exercise(e["id"], e["title"], e["grade_cell"], e["points"],
-                                     tuple(e["hints"])) for e in m["exercises"]),
+            id=m["id"],
+            number=m["number"],
+            title=m["title"],
+            notebook=m["notebook"],
+            suite=m["suite"],
+            pass_fraction=m.get("pass_fraction", default_fraction),
+            exercises=tuple(
+                Exercise(e["id"], e["title"], e["grade_cell"], e["points"], tuple(e["hints"]))
+                for e in m["exercises"]
+            ),
         )
         for m in raw["modules"]
     )
-    levels = tuple(Level(lv["id"], lv["title"], tuple(lv["modules"]), lv.get("requires"))
-                   for lv in raw["levels"])
+    levels = tuple(
+        Level(lv["id"], lv["title"], tuple(lv["modules"]), lv.get("requires"))
+        for lv in raw["levels"]
+    )
     course = Course(root, raw["course_id"], raw["title"], modules, levels)
     _check_unique(path, course)
     return course
@@ -210,8 +219,10 @@ def _check_unique(path: Path, course: Course) -> None:
         if dupes:
             problems.append(f"duplicate {label}: {', '.join(dupes)}")
     for module in course.modules:
-        for label, values in (("exercise id", [e.id for e in module.exercises]),
-                              ("grade cell", [e.grade_cell for e in module.exercises])):
+        for label, values in (
+            ("exercise id", [e.id for e in module.exercises]),
+            ("grade cell", [e.grade_cell for e in module.exercises]),
+        ):
             dupes = sorted({v for v in values if values.count(v) > 1})
             if dupes:
                 problems.append(f"module {module.id}: duplicate {label}: {', '.join(dupes)}")

@@ -30,8 +30,14 @@ class ContextInspector(widgets.VBox):
         self.status = widgets.HTML()
         self.view = widgets.HTML()
         self.button.on_click(lambda _: self.apply())
-        super().__init__([widgets.HBox([self.key, self.value]),
-                          widgets.HBox([self.who, self.button]), self.status, self.view])
+        super().__init__(
+            [
+                widgets.HBox([self.key, self.value]),
+                widgets.HBox([self.who, self.button]),
+                self.status,
+                self.view,
+            ]
+        )
         self.refresh()
 
     def apply(self) -> None:
@@ -39,14 +45,20 @@ class ContextInspector(widgets.VBox):
         try:
             value: Any = ast.literal_eval(self.value.value) if self.value.value.strip() else None
         except (ValueError, SyntaxError) as exc:
-            self.status.value = f"<span style='color:#b00'>not a Python literal: {html.escape(str(exc))}</span>"
+            self.status.value = (
+                f"<span style='color:#b00'>not a Python literal: {html.escape(str(exc))}</span>"
+            )
             return
         try:
             self.ctx.set(self.key.value, value, who=self.who.value or None)
         except (TypeError, ValueError) as exc:
-            self.status.value = f"<span style='color:#b00'>{type(exc).__name__}: {html.escape(str(exc))}</span>"
+            self.status.value = (
+                f"<span style='color:#b00'>{type(exc).__name__}: {html.escape(str(exc))}</span>"
+            )
         else:
-            self.status.value = f"<span style='color:#070'>set {html.escape(repr(self.key.value))}</span>"
+            self.status.value = (
+                f"<span style='color:#070'>set {html.escape(repr(self.key.value))}</span>"
+            )
         self.refresh()
 
     def refresh(self) -> None:

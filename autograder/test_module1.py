@@ -53,21 +53,32 @@ def test_1_1_returns_context(learner):
     check(is_a(learner, ctx, "Context"), f"it returned {ctx!r}")
 
 
-@case("1.1", 0.5, "create_app_context() must hold exactly app.name='MyApp', "
-      "app.version='1.0.0' and app.environment='development'")
+@case(
+    "1.1",
+    0.5,
+    "create_app_context() must hold exactly app.name='MyApp', "
+    "app.version='1.0.0' and app.environment='development'",
+)
 def test_1_1_values(learner):
     data = learner.create_app_context().to_dict()
     expected = {"app.name": "MyApp", "app.version": "1.0.0", "app.environment": "development"}
     check(data == expected, f"the context held {data!r}")
 
 
-@case("1.1", 0.5, "create_app_context() must set the three keys once each, in the order "
-      "given, with who='exercise_1_1'")
+@case(
+    "1.1",
+    0.5,
+    "create_app_context() must set the three keys once each, in the order "
+    "given, with who='exercise_1_1'",
+)
 def test_1_1_history(learner):
     history = learner.create_app_context().get_history()
     seen = [(e["key"], e["step"]) for e in history]
-    expected = [("app.name", "exercise_1_1"), ("app.version", "exercise_1_1"),
-                ("app.environment", "exercise_1_1")]
+    expected = [
+        ("app.name", "exercise_1_1"),
+        ("app.version", "exercise_1_1"),
+        ("app.environment", "exercise_1_1"),
+    ]
     check(seen == expected, f"the history recorded (key, who) = {seen!r}")
 
 
@@ -77,17 +88,23 @@ def test_1_1_fresh(learner):
     first.set("app.name", "Changed", who="grader")
     first.set("extra.key", 1, who="grader")
     second = learner.create_app_context()
-    check(second.to_dict() == {"app.name": "MyApp", "app.version": "1.0.0",
-                               "app.environment": "development"},
-          "changing one returned context changed the next one")
+    check(
+        second.to_dict()
+        == {"app.name": "MyApp", "app.version": "1.0.0", "app.environment": "development"},
+        "changing one returned context changed the next one",
+    )
 
 
 # --------------------------------------------------------------------------- exercise 1.2
 FULL = {"app.name": "MyApp", "app.version": "1.0.0", "app.environment": "development"}
 
 
-@case("1.2", 0.5, "describe_app() must return the three lines 'name: ...', 'version: ...', "
-      "'environment: ...' joined with newlines")
+@case(
+    "1.2",
+    0.5,
+    "describe_app() must return the three lines 'name: ...', 'version: ...', "
+    "'environment: ...' joined with newlines",
+)
 def test_1_2_full(learner):
     ctx = make_context(learner, {"app.environment": "prod", "app.version": "2.1", "app.name": "X"})
     text = learner.describe_app(ctx)
@@ -98,15 +115,23 @@ def test_1_2_full(learner):
 def test_1_2_missing(learner):
     only_version = make_context(learner, {"app.version": "3"})
     text = learner.describe_app(only_version)
-    check(text == "name: <missing>\nversion: 3\nenvironment: <missing>",
-          f"with only app.version set it returned {text!r}")
+    check(
+        text == "name: <missing>\nversion: 3\nenvironment: <missing>",
+        f"with only app.version set it returned {text!r}",
+    )
     empty = learner.describe_app(learner.Context())
-    check(empty == "name: <missing>\nversion: <missing>\nenvironment: <missing>",
-          f"with an empty context it returned {empty!r}")
+    check(
+        empty == "name: <missing>\nversion: <missing>\nenvironment: <missing>",
+        f"with an empty context it returned {empty!r}",
+    )
 
 
-@case("1.2", 0.5, "describe_app() must show a key that was set to None, '' or 0 with str() "
-      "of its value, not as <missing>")
+@case(
+    "1.2",
+    0.5,
+    "describe_app() must show a key that was set to None, '' or 0 with str() "
+    "of its value, not as <missing>",
+)
 def test_1_2_falsy_values(learner):
     ctx = make_context(learner, {"app.name": None, "app.version": "", "app.environment": 0})
     text = learner.describe_app(ctx)
@@ -118,14 +143,20 @@ def test_1_2_read_only(learner):
     ctx = make_context(learner, FULL)
     ctx.pop_dirty_keys()
     before = untouched(ctx)
-    learner.describe_app(ctx)
-    check(untouched(ctx) == before and ctx.pop_dirty_keys() == [],
-          "the context's history or dirty keys changed")
+    text = learner.describe_app(ctx)
+    check(text == "name: MyApp\nversion: 1.0.0\nenvironment: development", f"it returned {text!r}")
+    check(
+        untouched(ctx) == before and ctx.pop_dirty_keys() == [],
+        "the context's history or dirty keys changed",
+    )
 
 
 # --------------------------------------------------------------------------- exercise 1.3
-@case("1.3", 0.75, "group_by_namespace() must map each top-level namespace to the sorted "
-      "list of its full keys")
+@case(
+    "1.3",
+    0.75,
+    "group_by_namespace() must map each top-level namespace to the sorted list of its full keys",
+)
 def test_1_3_group_seed(learner):
     groups = learner.group_by_namespace(make_context(learner, SEED_KEYS))
     expected: dict[str, list[str]] = {}
@@ -141,8 +172,11 @@ def test_1_3_group_empty(learner):
     check(groups == {}, f"it returned {groups!r}")
 
 
-@case("1.3", 0.5, "group_by_namespace() must treat a key without a dot as its own namespace, "
-      "and sort each group")
+@case(
+    "1.3",
+    0.5,
+    "group_by_namespace() must treat a key without a dot as its own namespace, and sort each group",
+)
 def test_1_3_group_plain_keys(learner):
     ctx = make_context(learner, {"zeta": 1, "b.y": 2, "b.a": 3, "b": 4, "a.z.q": 5})
     groups = learner.group_by_namespace(ctx)
@@ -150,8 +184,11 @@ def test_1_3_group_plain_keys(learner):
     check(groups == expected, f"it returned {groups!r}")
 
 
-@case("1.3", 0.5, "namespace_tree() must nest the dotted keys into dicts with the values "
-      "at the leaves")
+@case(
+    "1.3",
+    0.5,
+    "namespace_tree() must nest the dotted keys into dicts with the values at the leaves",
+)
 def test_1_3_tree_seed(learner):
     tree = learner.namespace_tree(make_context(learner, SEED_KEYS))
     expected: dict = {}
@@ -164,35 +201,50 @@ def test_1_3_tree_seed(learner):
     check(tree == expected, f"for the namespace demo's context it returned {tree!r}")
 
 
-@case("1.3", 0.25, "namespace_tree() must keep stored values unchanged at the leaves "
-      "(lists and dicts included) and give {} for an empty context")
+@case(
+    "1.3",
+    0.25,
+    "namespace_tree() must keep stored values unchanged at the leaves "
+    "(lists and dicts included) and give {} for an empty context",
+)
 def test_1_3_tree_values(learner):
-    ctx = make_context(learner, {"cfg.servers": [{"port": 80}], "cfg.db": {"host": "h"},
-                                 "flag": False})
+    ctx = make_context(
+        learner, {"cfg.servers": [{"port": 80}], "cfg.db": {"host": "h"}, "flag": False}
+    )
     tree = learner.namespace_tree(ctx)
     expected = {"cfg": {"servers": [{"port": 80}], "db": {"host": "h"}}, "flag": False}
     check(tree == expected, f"it returned {tree!r}")
     check(learner.namespace_tree(learner.Context()) == {}, "an empty context must give {}")
 
 
-@case("1.3", 0.5, "namespace_tree() must raise ValueError naming both keys when one key is a "
-      "prefix of another")
+@case(
+    "1.3",
+    0.5,
+    "namespace_tree() must raise ValueError naming both keys when one key is a prefix of another",
+)
 def test_1_3_tree_conflict(learner):
     for items in ({"a.b": 1, "a.b.c": 2}, {"a.b.c": 2, "a.b": 1}, {"x": 1, "x.y.z": 2}):
         ctx = make_context(learner, items)
-        exc = raises(lambda ctx=ctx: learner.namespace_tree(ctx), "ValueError",
-                     f"with keys {list(items)}")
+        exc = raises(
+            lambda ctx=ctx: learner.namespace_tree(ctx), "ValueError", f"with keys {list(items)}"
+        )
         for key in items:
-            check(key in exc.message, f"with keys {list(items)} the message {exc.message!r} "
-                  f"does not name {key!r}")
+            check(
+                key in exc.message,
+                f"with keys {list(items)} the message {exc.message!r} does not name {key!r}",
+            )
 
 
 @case("1.3", 0.25, "group_by_namespace() and namespace_tree() must only read the context")
 def test_1_3_read_only(learner):
     ctx = make_context(learner, SEED_KEYS)
     before = untouched(ctx)
-    learner.group_by_namespace(ctx)
-    learner.namespace_tree(ctx)
+    groups = learner.group_by_namespace(ctx)
+    tree = learner.namespace_tree(ctx)
+    check(
+        isinstance(groups, dict) and isinstance(tree, dict) and len(groups) == 3,
+        "the functions must work on the namespace demo's context",
+    )
     check(untouched(ctx) == before, "the context's history changed")
 
 
@@ -200,13 +252,16 @@ def test_1_3_read_only(learner):
 @case("1.4", 0.5, "get_setting() must return the context's value when the key is set")
 def test_1_4_present(learner):
     ctx = make_context(learner, {"app.timeout": 10, "app.tags": ["a"]})
-    check(learner.get_setting(ctx, "app.timeout", {"app.timeout": 30}) == 10,
-          "a set key should win over its default")
+    check(
+        learner.get_setting(ctx, "app.timeout", {"app.timeout": 30}) == 10,
+        "a set key should win over its default",
+    )
     check(learner.get_setting(ctx, "app.tags", {}) == ["a"], "a set key needs no default")
 
 
-@case("1.4", 0.5, "get_setting() must return a stored None (the key is set) rather than "
-      "the default")
+@case(
+    "1.4", 0.5, "get_setting() must return a stored None (the key is set) rather than the default"
+)
 def test_1_4_stored_none(learner):
     ctx = make_context(learner, {"app.proxy": None})
     value = learner.get_setting(ctx, "app.proxy", {"app.proxy": "http://default"})
@@ -216,17 +271,24 @@ def test_1_4_stored_none(learner):
 @case("1.4", 0.5, "get_setting() must return defaults[key] when the key is not set")
 def test_1_4_default(learner):
     ctx = make_context(learner, {"other": 1})
-    check(learner.get_setting(ctx, "app.retries", {"app.retries": 3}) == 3,
-          "the default was not returned")
-    check(learner.get_setting(ctx, "app.mode", {"app.mode": None}) is None,
-          "a default of None should be returned as None")
+    check(
+        learner.get_setting(ctx, "app.retries", {"app.retries": 3}) == 3,
+        "the default was not returned",
+    )
+    check(
+        learner.get_setting(ctx, "app.mode", {"app.mode": None}) is None,
+        "a default of None should be returned as None",
+    )
     before = untouched(ctx)
     learner.get_setting(ctx, "app.retries", {"app.retries": 3})
     check(untouched(ctx) == before, "get_setting() changed the context")
 
 
-@case("1.4", 0.5, "get_setting() must raise KeyError naming the key when there is no value "
-      "and no default")
+@case(
+    "1.4",
+    0.5,
+    "get_setting() must raise KeyError naming the key when there is no value and no default",
+)
 def test_1_4_keyerror(learner):
     ctx = make_context(learner, {"other": 1})
     exc = raises(lambda: learner.get_setting(ctx, "db.password.file", {"x": 1}), "KeyError")
@@ -242,8 +304,12 @@ def test_1_4_safe_set_ok(learner):
     check([e["step"] for e in ctx.get_history()] == ["stepX"], "who was not recorded")
 
 
-@case("1.4", 0.5, "safe_set() must return False for a value that is not JSON data and leave "
-      "the context unchanged")
+@case(
+    "1.4",
+    0.5,
+    "safe_set() must return False for a value that is not JSON data and leave "
+    "the context unchanged",
+)
 def test_1_4_safe_set_rejects(learner):
     ctx = make_context(learner, {"keep": 1})
     before = (untouched(ctx), ctx.to_dict())
@@ -271,8 +337,12 @@ def test_1_5_empty(learner):
     check(m.pop_dirty_keys() == [], "a new MiniContext already has dirty keys")
 
 
-@case("1.5", 0.5, "MiniContext.get() must return the default for a key never set, and the "
-      "stored value (even None) for a key that was set")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.get() must return the default for a key never set, and the "
+    "stored value (even None) for a key that was set",
+)
 def test_1_5_get_default(learner):
     m = mini(learner)
     check(m.get("missing") is None, "get(missing) should be None")
@@ -284,17 +354,31 @@ def test_1_5_get_default(learner):
 @case("1.5", 0.5, "MiniContext.set()/get() must store and return JSON values exactly")
 def test_1_5_round_trip(learner):
     m = mini(learner)
-    values = {"s": "héllo ✓", "i": 2**70, "f": -0.5, "t": True, "n": None,
-              "l": [1, [2, {"x": False}]], "d": {"a": {"b": []}}, "e": {}}
+    values = {
+        "s": "héllo ✓",
+        "i": 2**70,
+        "f": -0.5,
+        "t": True,
+        "n": None,
+        "l": [1, [2, {"x": False}]],
+        "d": {"a": {"b": []}},
+        "e": {},
+    }
     for key, value in values.items():
         m.set(key, value, who="grader")
     got = {key: m.get(key) for key in values}
-    check(got == values and all(type(got[k]) is type(values[k]) for k in values),
-          f"stored {values!r} but read back {got!r}")
+    check(
+        got == values and all(type(got[k]) is type(values[k]) for k in values),
+        f"stored {values!r} but read back {got!r}",
+    )
 
 
-@case("1.5", 0.5, "MiniContext.set() must append one history entry {timestamp, step, key, "
-      "before, after} per call")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.set() must append one history entry {timestamp, step, key, "
+    "before, after} per call",
+)
 def test_1_5_history_entries(learner):
     m = mini(learner)
     start = time.time()
@@ -303,29 +387,40 @@ def test_1_5_history_entries(learner):
     m.set("b", [3])
     end = time.time()
     history = m.get_history()
-    check(isinstance(history, list) and len(history) == 3,
-          f"expected 3 entries, got {history!r}")
+    check(isinstance(history, list) and len(history) == 3, f"expected 3 entries, got {history!r}")
     keys = [sorted(e) for e in history if isinstance(e, dict)]
-    check(keys == [["after", "before", "key", "step", "timestamp"]] * 3,
-          f"entries must have exactly the five fields; got {keys!r}")
+    check(
+        keys == [["after", "before", "key", "step", "timestamp"]] * 3,
+        f"entries must have exactly the five fields; got {keys!r}",
+    )
     core = [(e["step"], e["key"], e["before"], e["after"]) for e in history]
-    check(core == [("first", "a", None, 1), ("second", "a", 1, 2), (None, "b", None, [3])],
-          f"(step, key, before, after) were {core!r}")
+    check(
+        core == [("first", "a", None, 1), ("second", "a", 1, 2), (None, "b", None, [3])],
+        f"(step, key, before, after) were {core!r}",
+    )
     stamps = [e["timestamp"] for e in history]
-    check(all(type(t) is float and start - 1 <= t <= end + 1 for t in stamps),
-          f"timestamps should be time.time() floats of the moment of set; got {stamps!r}")
+    check(
+        all(type(t) is float and start - 1 <= t <= end + 1 for t in stamps),
+        f"timestamps should be time.time() floats of the moment of set; got {stamps!r}",
+    )
 
 
-@case("1.5", 0.5, "MiniContext.set() must store a copy: changing the object afterwards must "
-      "not change the stored value or the history")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.set() must store a copy: changing the object afterwards must "
+    "not change the stored value or the history",
+)
 def test_1_5_set_copies(learner):
     m = mini(learner)
     value = learner.keep({"tags": ["a"]})
     m.set("k", value, who="w")
     run_in_worker(learner, "lambda v: v['tags'].append('changed')", value)
     check(m.get("k") == {"tags": ["a"]}, "the stored value changed with the caller's object")
-    check(m.get_history()[0]["after"] == {"tags": ["a"]},
-          "the history entry changed with the caller's object")
+    check(
+        m.get_history()[0]["after"] == {"tags": ["a"]},
+        "the history entry changed with the caller's object",
+    )
 
 
 @case("1.5", 0.5, "MiniContext.get(), to_dict() and get_history() must return copies")
@@ -337,12 +432,18 @@ def test_1_5_reads_copy(learner):
     run_in_worker(learner, "lambda m: m.to_dict()['k']['tags'].append('y')", m)
     check(m.get("k") == {"tags": ["a"]}, "changing what to_dict() returned changed the state")
     run_in_worker(learner, "lambda m: m.get_history()[0]['after']['tags'].append('z')", m)
-    check(m.get_history()[0]["after"] == {"tags": ["a"]},
-          "changing what get_history() returned changed the recorded history")
+    check(
+        m.get_history()[0]["after"] == {"tags": ["a"]},
+        "changing what get_history() returned changed the recorded history",
+    )
 
 
-@case("1.5", 0.5, "MiniContext.pop_dirty_keys() must return the keys set since the last call, "
-      "each once, in first-set order, then clear them")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.pop_dirty_keys() must return the keys set since the last call, "
+    "each once, in first-set order, then clear them",
+)
 def test_1_5_dirty(learner):
     m = mini(learner)
     for key in ("b", "a", "b", "c", "a"):
@@ -365,19 +466,37 @@ def test_1_5_dirty_same_value(learner):
     check(len(m.get_history()) == 2, "setting the same value again was not recorded")
 
 
-@case("1.5", 0.5, "MiniContext.set() must raise TypeError for values that are not JSON data, "
-      "at any depth")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.set() must raise TypeError for values that are not JSON data, at any depth",
+)
 def test_1_5_rejects_non_json(learner):
-    bad_values = ["{1, 2}", "(1, 2)", "object()", "{1: 'a'}", "float('nan')", "float('inf')",
-                  "[1, {2}]", "{'a': {'b': [b'bytes']}}", "{'x': [1, (2,)]}"]
+    bad_values = [
+        "{1, 2}",
+        "(1, 2)",
+        "object()",
+        "{1: 'a'}",
+        "float('nan')",
+        "float('inf')",
+        "[1, {2}]",
+        "{'a': {'b': [b'bytes']}}",
+        "{'x': [1, (2,)]}",
+    ]
     m = mini(learner)
     for source in bad_values:
-        raises(lambda source=source: m.set("bad", expr(source)), "TypeError",
-               f"set() accepted {source}")
+        raises(
+            lambda source=source: m.set("bad", expr(source)),
+            "TypeError",
+            f"set() accepted {source}",
+        )
 
 
-@case("1.5", 0.5, "a rejected MiniContext.set() must change nothing: no value, no history "
-      "entry, no dirty key")
+@case(
+    "1.5",
+    0.5,
+    "a rejected MiniContext.set() must change nothing: no value, no history entry, no dirty key",
+)
 def test_1_5_rejected_unchanged(learner):
     m = mini(learner)
     m.set("keep", 1, who="w")
@@ -392,8 +511,11 @@ def test_1_5_rejected_unchanged(learner):
     check(m.pop_dirty_keys() == [], "a rejected set marked a key dirty")
 
 
-@case("1.5", 0.25, "MiniContext.set() must raise TypeError for a non-str key and ValueError "
-      "for the empty key")
+@case(
+    "1.5",
+    0.25,
+    "MiniContext.set() must raise TypeError for a non-str key and ValueError for the empty key",
+)
 def test_1_5_keys(learner):
     m = mini(learner)
     raises(lambda: m.set(5, "x"), "TypeError", "set(5, ...)")
@@ -402,8 +524,11 @@ def test_1_5_keys(learner):
     check(m.to_dict() == {}, "a rejected key was stored")
 
 
-@case("1.5", 0.5, "MiniContext.to_json() must return a str holding the data as a JSON object, "
-      "and nothing else")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.to_json() must return a str holding the data as a JSON object, and nothing else",
+)
 def test_1_5_to_json(learner):
     m = mini(learner)
     m.set("a.b", [1, {"c": None}], who="w")
@@ -414,20 +539,28 @@ def test_1_5_to_json(learner):
         parsed = json.loads(text)
     except ValueError:
         pytest.fail("to_json() did not return valid JSON")
-    check(parsed == {"a.b": [1, {"c": None}], "n": 1.5},
-          f"to_json() should hold only the data; it held {parsed!r}")
+    check(
+        parsed == {"a.b": [1, {"c": None}], "n": 1.5},
+        f"to_json() should hold only the data; it held {parsed!r}",
+    )
 
 
-@case("1.5", 0.5, "MiniContext.from_json() must be a classmethod returning a new MiniContext "
-      "with the data, an empty history and no dirty keys")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.from_json() must be a classmethod returning a new MiniContext "
+    "with the data, an empty history and no dirty keys",
+)
 def test_1_5_from_json(learner):
     m = mini(learner)
     m.set("a.b", [1, {"c": None}], who="w")
     m.set("u", "ünï", who="w")
     restored = learner.MiniContext.from_json(m.to_json())
     check(is_a(learner, restored, "MiniContext"), f"from_json returned {restored!r}")
-    check(restored.to_dict() == {"a.b": [1, {"c": None}], "u": "ünï"},
-          f"the restored data was {restored.to_dict()!r}")
+    check(
+        restored.to_dict() == {"a.b": [1, {"c": None}], "u": "ünï"},
+        f"the restored data was {restored.to_dict()!r}",
+    )
     check(restored.get_history() == [], "the restored MiniContext has history")
     check(restored.pop_dirty_keys() == [], "the restored MiniContext has dirty keys")
     restored.set("new", 1)

@@ -32,6 +32,7 @@ __all__ = [
     "LearnerCrashed",
     "LearnerError",
     "LearnerException",
+    "LearnerLoadTimeout",
     "LearnerTimeout",
     "Limits",
     "Remote",
@@ -45,6 +46,10 @@ class LearnerError(Exception):
 
 class LearnerTimeout(LearnerError):
     """A request to the learner's code ran past its deadline; the worker was killed."""
+
+
+class LearnerLoadTimeout(LearnerTimeout):
+    """Loading the learner's cells ran past its deadline (top-level code that never ends)."""
 
 
 class LearnerCrashed(LearnerError):
@@ -107,8 +112,14 @@ class Remote:
         return _BoundName(self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._learner._request({"op": "setattr", "target": self._id, "name": name,
-                                "value": self._learner._encode(value)})
+        self._learner._request(
+            {
+                "op": "setattr",
+                "target": self._id,
+                "name": name,
+                "value": self._learner._encode(value),
+            }
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._learner._invoke({"op": "call", "target": self._id}, args, kwargs)
@@ -207,9 +218,14 @@ class Learner:
         self.close()
 
     # ---------------------------------------------------------------- plumbing
-    def _invoke(self, request: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        request = dict(request, args=[self._encode(a) for a in args],
-                       kwargs={k: self._encode(v) for k, v in kwargs.items()})
+    def _invoke(
+        self, request: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        request = dict(
+            request,
+            args=[self._encode(a) for a in args],
+            kwargs={k: self._encode(v) for k, v in kwargs.items()},
+        )
         return self._request(request)
 
     def _encode(self, value: Any) -> Any:
@@ -223,8 +239,11 @@ class Learner:
         if value is None or kind in (bool, int, str):
             return value
         if kind is float:
-            return value if value == value and abs(value) != float("inf") else {
-                TAG: "float", "value": repr(value)}
+            return (
+                value
+                if value == value and abs(value) != float("inf")
+                else {TAG: "float", "value": repr(value)}
+            )
         if kind is list:
             return [self._encode(v) for v in value]
         if kind is tuple:
@@ -258,8 +277,9 @@ class Learner:
         if "raised" in reply:
             raise LearnerException(reply["raised"])
         if "protocol_error" in reply:
-            raise LearnerCrashed(f"the grader could not read your code's answer: "
-                                 f"{reply['protocol_error']}")
+            raise LearnerCrashed(
+                f"the grader could not read your code's answer: {reply['protocol_error']}"
+            )
         return self._decode(reply["value"])
 
     def _start(self) -> None:
@@ -267,21 +287,37 @@ class Learner:
             self._workdir = tempfile.TemporaryDirectory(prefix="f0-learner-")
         req_read, req_write = os.pipe()
         rep_read, rep_write = os.pipe()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self._workdir.name,
-               "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-               "LANG": "C.UTF-8"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": self._workdir.name,
+            "MPLBACKEND": "Agg",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            "LANG": "C.UTF-8",
+        }
         try:
             self._proc = subprocess.Popen(
                 [self.python, "-I", "-m", "academy.bridge.worker", str(req_read), str(rep_write)],
-                cwd=self._workdir.name, env=env, pass_fds=(req_read, rep_write),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=self._apply_limits,
+                cwd=self._workdir.name,
+                env=env,
+                pass_fds=(req_read, rep_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=self._apply_limits,
             )
         finally:
             os.close(req_read)
             os.close(rep_write)
         self._req, self._rep, self._buffer = req_write, rep_read, b""
-        reply = self._exchange({"op": "load", "cells": self.cells}, self.limits.load_seconds)
+        try:
+            reply = self._exchange({"op": "load", "cells": self.cells}, self.limits.load_seconds)
+        except LearnerTimeout as exc:
+            raise LearnerLoadTimeout(
+                f"loading your notebook's code took longer than {self.limits.load_seconds:g} s "
+                "(code at the top level of a cell that never ends?)"
+            ) from exc
         if "value" not in reply:
             raise LearnerCrashed("the grader could not load your notebook's code")
         self.load_problems = reply["value"]
@@ -289,11 +325,13 @@ class Learner:
     def _apply_limits(self) -> None:  # runs in the child, before exec
         limits = self.limits
         mb = 1024 * 1024
-        for name, value in (("RLIMIT_AS", limits.memory_mb * mb),
-                            ("RLIMIT_CPU", limits.cpu_seconds),
-                            ("RLIMIT_FSIZE", limits.file_size_mb * mb),
-                            ("RLIMIT_NOFILE", limits.open_files),
-                            ("RLIMIT_CORE", 0)):
+        for name, value in (
+            ("RLIMIT_AS", limits.memory_mb * mb),
+            ("RLIMIT_CPU", limits.cpu_seconds),
+            ("RLIMIT_FSIZE", limits.file_size_mb * mb),
+            ("RLIMIT_NOFILE", limits.open_files),
+            ("RLIMIT_CORE", 0),
+        ):
             resource.setrlimit(getattr(resource, name), (value, value))
 
     def _exchange(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -335,8 +373,11 @@ class Learner:
 def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
         name = signal.Signals(-code).name
-        why = {"SIGXCPU": "it used up its CPU time", "SIGSEGV": "it crashed (segmentation fault)",
-               "SIGKILL": "it was killed (out of memory?)"}.get(name, f"signal {name}")
+        why = {
+            "SIGXCPU": "it used up its CPU time",
+            "SIGSEGV": "it crashed (segmentation fault)",
+            "SIGKILL": "it was killed (out of memory?)",
+        }.get(name, f"signal {name}")
         return f"your code ended the grading process: {why}"
     return f"your code ended the grading process (exit code {code}; os._exit?)"
 
@@ -350,4 +391,3 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
-

@@ -18,12 +18,13 @@ from academy.bridge.client import (
     Learner,
     LearnerError,
     LearnerException,
+    LearnerLoadTimeout,
     LearnerTimeout,
     Limits,
 )
 from academy.grading.cases import CaseFailed
 
-MAX_TIMEOUTS = 3  # after this many hangs, the remaining cases fail at once (bounded grading)
+MAX_TIMEOUTS = 2  # per exercise: after this many hangs, its remaining cases fail at once
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,26 +47,47 @@ def learner(request: pytest.FixtureRequest) -> Any:
     cells = json.loads(Path(cells_file).read_text(encoding="utf-8"))
     limits = Limits(**json.loads(request.config.getoption("--f0-limits")))
     bridge = _BudgetedLearner(cells, limits)
+    bridge.timeouts = {}
     request.session._f0_learner = bridge  # type: ignore[attr-defined]
     yield bridge
     bridge.close()
 
 
 class _BudgetedLearner(Learner):
-    """A Learner that stops trying after repeated hangs, so a suite always ends in bounded time."""
+    """A Learner that gives up on an exercise after repeated hangs, so grading stays bounded.
 
-    timeouts: int = 0
+    A hang costs only the exercise it happens in. Code that hangs while loading (a loop at
+    the top of a cell) is not retried at all: every case would pay the load timeout again.
+    """
+
+    exercise: str = ""
+    timeouts: dict[str, int]
+    load_hung: str = ""
 
     def _request(self, request: dict[str, Any]) -> Any:
-        if self.timeouts >= MAX_TIMEOUTS:
+        if self.load_hung:
+            raise LearnerTimeout(self.load_hung)
+        spent = self.timeouts.setdefault(self.exercise, 0)
+        if spent >= MAX_TIMEOUTS:
             raise LearnerTimeout(
-                f"not run: your code hit the time limit {self.timeouts} times in earlier checks"
+                f"not run: your code for this exercise hit the time limit "
+                f"{spent} times in earlier checks"
             )
         try:
             return super()._request(request)
-        except LearnerTimeout:
-            self.timeouts += 1
+        except LearnerLoadTimeout as exc:
+            self.load_hung = str(exc)
             raise
+        except LearnerTimeout:
+            self.timeouts[self.exercise] += 1
+            raise
+
+
+def pytest_runtest_call(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("f0_case")
+    learner = getattr(item.session, "_f0_learner", None)
+    if marker is not None and learner is not None:
+        learner.exercise = marker.kwargs["exercise"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -103,8 +125,10 @@ def _explain(exc: BaseException | None) -> dict[str, Any]:
     if isinstance(exc, AssertionError):
         return {"detail": "", "kind": "wrong"}
     # An error in the trusted test itself, usually a learner value of an unexpected shape.
-    return {"detail": f"your code's result could not be checked ({type(exc).__name__})",
-            "kind": "unexpected"}
+    return {
+        "detail": f"your code's result could not be checked ({type(exc).__name__})",
+        "kind": "unexpected",
+    }
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -116,8 +140,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if fixture is not None:
         learner_problems = fixture.load_problems
     Path(path).write_text(
-        json.dumps({"cases": session.config._f0_results,  # type: ignore[attr-defined]
-                    "collected": session.testscollected, "exitstatus": int(exitstatus),
-                    "load_problems": learner_problems}),
+        json.dumps(
+            {
+                "cases": session.config._f0_results,  # type: ignore[attr-defined]
+                "collected": session.testscollected,
+                "exitstatus": int(exitstatus),
+                "load_problems": learner_problems,
+            }
+        ),
         encoding="utf-8",
     )

@@ -17,8 +17,10 @@ def exercise_summary(result: ExerciseResult, load_problems: list[dict[str, Any]]
     ex = result.exercise
     cases = result.cases
     passed = sum(1 for c in cases if c.passed)
-    lines = [f"**Exercise {ex.id} · {ex.title}: {result.score:g} / {ex.points:g} points** "
-             f"({passed} of {len(cases)} checks passed)"]
+    lines = [
+        f"**Exercise {ex.id} · {ex.title}: {result.score:g} / {ex.points:g} points** "
+        f"({passed} of {len(cases)} checks passed)"
+    ]
     for problem in result.problems:
         lines.append(f"- ⚠️ Could not be graded completely: {problem}")
     for case in cases:
@@ -28,20 +30,30 @@ def exercise_summary(result: ExerciseResult, load_problems: list[dict[str, Any]]
     if result.score < ex.points:
         for problem in load_problems:
             error = problem["error"]
-            lines.append(f"- Note: while loading your code, {problem['label']} raised "
-                         f"{error['type']}: {_one_line(error['message'])}")
+            lines.append(
+                f"- Note: while loading your code, {problem['label']} raised "
+                f"{error['type']}: {_one_line(error['message'])}"
+            )
     return "\n".join(lines)
 
 
-def exercise_outputs(result: ExerciseResult, load_problems: list[dict[str, Any]],
-                     cap: float) -> list[dict[str, Any]]:
+def exercise_outputs(
+    result: ExerciseResult, load_problems: list[dict[str, Any]], cap: float
+) -> list[dict[str, Any]]:
     text = exercise_summary(result, load_problems)
     score = min(result.score, cap)
     return [
-        {"output_type": "display_data", "metadata": {},
-         "data": {"text/markdown": text, "text/plain": text}},
-        {"output_type": "execute_result", "metadata": {}, "execution_count": None,
-         "data": {"text/plain": f"{score:g}"}},
+        {
+            "output_type": "display_data",
+            "metadata": {},
+            "data": {"text/markdown": text, "text/plain": text},
+        },
+        {
+            "output_type": "execute_result",
+            "metadata": {},
+            "execution_count": None,
+            "data": {"text/plain": f"{score:g}"},
+        },
     ]
 
 

@@ -43,7 +43,9 @@ class ClearReflectionAnswers(NbGraderPreprocessor):
     """Remove cells tagged ``reflection-answer``: worked answers belong to solutions only."""
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
-        nb.cells = [c for c in nb.cells if REFLECTION_TAG not in c.get("metadata", {}).get("tags", [])]
+        nb.cells = [
+            c for c in nb.cells if REFLECTION_TAG not in c.get("metadata", {}).get("tags", [])
+        ]
         return nb, resources
 
 
@@ -54,8 +56,9 @@ class ExecuteWithinLimits(Execute):
         4096, help="Address-space limit for the learner's kernel, in MiB (0: no limit)."
     ).tag(config=True)
     kernel_cpu_seconds = Integer(
-        900, help="CPU-time limit for the learner's kernel, in seconds (0: no limit). It ends "
-        "loops that ignore interrupts."
+        900,
+        help="CPU-time limit for the learner's kernel, in seconds (0: no limit). It ends "
+        "loops that ignore interrupts.",
     ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
@@ -67,13 +70,19 @@ class ExecuteWithinLimits(Execute):
             limits.append(f"_r.setrlimit(_r.RLIMIT_CPU, ({self.kernel_cpu_seconds},) * 2)")
         if limits:
             line = "import resource as _r; " + "; ".join(limits) + "; del _r"
-            self.extra_arguments = [*self.extra_arguments,
-                                    f"--IPKernelApp.exec_lines={shlex.quote(line)}"]
+            self.extra_arguments = [
+                *self.extra_arguments,
+                f"--IPKernelApp.exec_lines={shlex.quote(line)}",
+            ]
         try:
             return super().preprocess(nb, resources)
         except Exception as exc:  # noqa: BLE001 - one learner's kernel must not stop grading
-            self.log.warning("kernel for %s stopped early: %s: %s",
-                             resources.get("nbgrader", {}).get("student"), type(exc).__name__, exc)
+            self.log.warning(
+                "kernel for %s stopped early: %s: %s",
+                resources.get("nbgrader", {}).get("student"),
+                type(exc).__name__,
+                exc,
+            )
             resources.setdefault("academy", {})["kernel_problem"] = f"{type(exc).__name__}: {exc}"
             return nb, resources
 
@@ -85,18 +94,28 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
         "", help="Folder holding course.yaml; empty means the current directory or above it."
     ).tag(config=True)
     call_timeout = Float(10.0, help="Seconds one call into the learner's code may take.").tag(
-        config=True)
-    load_timeout = Float(30.0, help="Seconds the learner's cells may take to load.").tag(config=True)
+        config=True
+    )
+    load_timeout = Float(30.0, help="Seconds the learner's cells may take to load.").tag(
+        config=True
+    )
     memory_mb = Integer(2048, help="Memory cap for the learner's code while graded, MiB.").tag(
-        config=True)
+        config=True
+    )
     cpu_seconds = Integer(120, help="CPU-time cap for the learner's code while graded.").tag(
-        config=True)
+        config=True
+    )
     suite_timeout = Float(600.0, help="Wall-clock cap for one notebook's whole hidden suite.").tag(
-        config=True)
+        config=True
+    )
 
     def limits(self) -> Limits:
-        return Limits(call_seconds=self.call_timeout, load_seconds=self.load_timeout,
-                      cpu_seconds=self.cpu_seconds, memory_mb=self.memory_mb)
+        return Limits(
+            call_seconds=self.call_timeout,
+            load_seconds=self.load_timeout,
+            cpu_seconds=self.cpu_seconds,
+            memory_mb=self.memory_mb,
+        )
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
         course = manifest.load(Path(self.course_root) if self.course_root else None)
@@ -115,16 +134,25 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             result = report.exercises[cells[grade_id].id]
             cap = float(cell.metadata["nbgrader"].get("points", 0))
             if result.score > cap:
-                self.log.error("grade cell %s is worth %s points but course.yaml says %s; "
-                               "run `make generate`", grade_id, cap, result.exercise.points)
+                self.log.error(
+                    "grade cell %s is worth %s points but course.yaml says %s; run `make generate`",
+                    grade_id,
+                    cap,
+                    result.exercise.points,
+                )
             outputs = exercise_outputs(result, report.load_problems, cap)
             cell.outputs = [from_dict(o) for o in outputs]
             cell.execution_count = cell.get("execution_count") or None
         academy = resources.setdefault("academy", {})
         academy["report"] = report.to_json()
         academy["flagged"] = report.flagged or "kernel_problem" in academy
-        self.log.info("%s: hidden suites scored %g / %g%s", resources["nbgrader"]["student"],
-                      report.score, report.max_points, " (flagged)" if academy["flagged"] else "")
+        self.log.info(
+            "%s: hidden suites scored %g / %g%s",
+            resources["nbgrader"]["student"],
+            report.score,
+            report.max_points,
+            " (flagged)" if academy["flagged"] else "",
+        )
         return nb, resources
 
 
@@ -136,8 +164,9 @@ class FlagUngradableWork(NbGraderPreprocessor):
             return nb, resources
         info = resources["nbgrader"]
         with Gradebook(info["db_url"]) as gb:
-            notebook = gb.find_submission_notebook(info["notebook"], info["assignment"],
-                                                   info["student"])
+            notebook = gb.find_submission_notebook(
+                info["notebook"], info["assignment"], info["student"]
+            )
             notebook.flagged = True
             gb.db.commit()
         return nb, resources

@@ -83,8 +83,13 @@ class SuiteReport:
             "flagged": self.flagged,
             "load_problems": self.load_problems,
             "exercises": {
-                key: {"score": r.score, "points": r.exercise.points, "flagged": r.flagged,
-                      "problems": r.problems, "cases": [asdict(c) for c in r.cases]}
+                key: {
+                    "score": r.score,
+                    "points": r.exercise.points,
+                    "flagged": r.flagged,
+                    "problems": r.problems,
+                    "cases": [asdict(c) for c in r.cases],
+                }
                 for key, r in self.exercises.items()
             },
         }
@@ -106,18 +111,49 @@ def run_hidden_suite(
         (work / "cells.json").write_text(json.dumps(learner_cells(notebook)), encoding="utf-8")
         (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         command = [
-            sys.executable, "-I", "-m", "pytest", str(course.suite_path(module)),
-            "-p", "academy.grading.plugin", "-p", "no:cacheprovider", "--noconftest",
-            "--import-mode=importlib", "-c", str(work / "pytest.ini"), "--rootdir", str(work),
-            "-q", "--tb=no", "-o", "console_output_style=classic",
-            "--f0-cells", str(work / "cells.json"), "--f0-report", str(work / "report.json"),
-            "--f0-limits", json.dumps(asdict(limits)),
+            sys.executable,
+            "-I",
+            "-m",
+            "pytest",
+            str(course.suite_path(module)),
+            "-p",
+            "academy.grading.plugin",
+            "-p",
+            "no:cacheprovider",
+            "--noconftest",
+            "--import-mode=importlib",
+            "-c",
+            str(work / "pytest.ini"),
+            "--rootdir",
+            str(work),
+            "-q",
+            "--tb=no",
+            "-o",
+            "console_output_style=classic",
+            "--f0-cells",
+            str(work / "cells.json"),
+            "--f0-report",
+            str(work / "report.json"),
+            "--f0-limits",
+            json.dumps(asdict(limits)),
         ]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp,
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "LANG": "C.UTF-8", "MPLBACKEND": "Agg"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": tmp,
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+        }
         with open(work / "log.txt", "wb") as log:
-            proc = subprocess.Popen(command, cwd=work, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                command,
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
                 proc.wait(timeout=suite_timeout)
             except subprocess.TimeoutExpired:
@@ -126,8 +162,11 @@ def run_hidden_suite(
         report.log = _tail(work / "log.txt")
         raw = _read_report(work / "report.json")
     if raw is None:
-        why = (f"grading did not finish within {suite_timeout:g} s"
-               if proc.returncode == -signal.SIGKILL else "the grader failed before reporting")
+        why = (
+            f"grading did not finish within {suite_timeout:g} s"
+            if proc.returncode == -signal.SIGKILL
+            else "the grader failed before reporting"
+        )
         for result in results.values():
             result.problems.append(why)
         return report
@@ -135,8 +174,10 @@ def run_hidden_suite(
     for item in raw["cases"]:
         case = CaseResult(**item)
         if case.exercise not in results:
-            raise ValueError(f"{module.suite}: case {case.name} grades unknown exercise "
-                             f"{case.exercise!r}; course.yaml lists {', '.join(results)}")
+            raise ValueError(
+                f"{module.suite}: case {case.name} grades unknown exercise "
+                f"{case.exercise!r}; course.yaml lists {', '.join(results)}"
+            )
         results[case.exercise].cases.append(case)
     for result in results.values():
         total = sum(c.points for c in result.cases)

@@ -1,0 +1,203 @@
+"""Generate exercises/ and solutions/ from curriculum/, and tell when they are stale.
+
+``make generate`` (``f0 generate``) runs the steps below in order; each is a small class
+with one job, like nbgrader's preprocessors:
+
+1. ``SyncGradeCells``: course.yaml's points go into the source notebooks' grade cells, and
+   every exercise in the manifest must have its grade cell (and no stray grade cell exists).
+2. ``GenerateExercises``: ``nbgrader generate_assignment`` writes exercises/.
+3. ``GenerateSolutions``: ``nbgrader generate_solution`` writes solutions/, executed.
+4. ``NormalizeNotebooks``: drops what changes on every run (timings, widget state), so a
+   regenerated notebook is byte-identical when nothing changed.
+
+``stale_files`` regenerates into a temporary copy of the course and lists every generated file
+that differs from the committed one.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import nbformat
+
+from academy.manifest import Course, ManifestError, Module
+
+__all__ = ["GENERATE_COMMAND", "BuildError", "generate", "stale_files"]
+
+GENERATE_COMMAND = "make generate"
+COURSE_FILES = ("course.yaml", "jupyter_config.py", "nbgrader_config.py")
+COURSE_DIRS = ("curriculum", "autograder")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class BuildError(RuntimeError):
+    """A generation step failed; the message names the module and the step."""
+
+
+class Step(Protocol):
+    def run(self, course: Course, module: Module) -> None: ...
+
+
+def _nbgrader(course: Course, *args: str) -> None:
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    command = [str(bin_dir / "nbgrader"), *args, "--force", "--log-level=WARN"]
+    proc = subprocess.run(command, cwd=course.root, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"`nbgrader {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+@dataclass
+class SyncGradeCells:
+    """Write each exercise's points from course.yaml into its grade cell."""
+
+    def run(self, course: Course, module: Module) -> None:
+        path = course.source_notebook(module)
+        if not path.is_file():
+            raise BuildError(f"{module.id}: source notebook {path} does not exist")
+        nb = nbformat.read(path, as_version=4)
+        wanted = module.by_grade_cell()
+        found = set()
+        changed = False
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if not meta.get("grade"):
+                continue
+            grade_id = meta.get("grade_id")
+            if grade_id not in wanted:
+                raise BuildError(
+                    f"{path}: grade cell {grade_id!r} is not an exercise in "
+                    "course.yaml; add it there or make the cell ungraded"
+                )
+            found.add(grade_id)
+            if meta.get("points") != wanted[grade_id].points:
+                meta["points"] = wanted[grade_id].points
+                changed = True
+        missing = sorted(set(wanted) - found)
+        if missing:
+            raise BuildError(
+                f"{path}: course.yaml lists grade cells {missing} that the notebook does not have"
+            )
+        if changed:
+            nbformat.write(nb, path)
+
+
+@dataclass
+class GenerateExercises:
+    """nbgrader generate_assignment: solutions cleared, checksums recorded in the gradebook."""
+
+    def run(self, course: Course, module: Module) -> None:
+        _nbgrader(course, "generate_assignment", module.id)
+
+
+@dataclass
+class GenerateSolutions:
+    """nbgrader generate_solution: the reference notebook, executed."""
+
+    def run(self, course: Course, module: Module) -> None:
+        _nbgrader(course, "generate_solution", module.id)
+
+
+@dataclass
+class NormalizeNotebooks:
+    """Remove run-to-run noise: execution timings, widget state and random widget ids.
+
+    Widget views need the live kernel anyway; their text form stays in the output.
+    """
+
+    def run(self, course: Course, module: Module) -> None:
+        for path in (course.release_notebook(module), course.solution_notebook(module)):
+            nb = nbformat.read(path, as_version=4)
+            nb.metadata.pop("widgets", None)
+            for cell in nb.cells:
+                cell.metadata.pop("execution", None)
+                for output in cell.get("outputs", []):
+                    output.get("data", {}).pop(WIDGET_MIME, None)
+            nbformat.write(nb, path)
+
+
+PIPELINE: tuple[Step, ...] = (
+    SyncGradeCells(),
+    GenerateExercises(),
+    GenerateSolutions(),
+    NormalizeNotebooks(),
+)
+
+
+def generate(course: Course, module_ids: list[str] | None = None) -> list[Module]:
+    """Run the pipeline for the given modules (default: all of them)."""
+    try:
+        modules = [course.module(m) for m in module_ids] if module_ids else list(course.modules)
+    except ManifestError as exc:
+        raise BuildError(str(exc)) from exc
+    for module in modules:
+        for step in PIPELINE:
+            step.run(course, module)
+    return modules
+
+
+def copy_course(course: Course, dest: Path) -> Path:
+    """Copy what generation reads (not the instructor's gradebook or submissions)."""
+    for name in COURSE_FILES:
+        shutil.copy2(course.root / name, dest / name)
+    for name in COURSE_DIRS:
+        shutil.copytree(
+            course.root / name,
+            dest / name,
+            ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"),
+        )
+    return dest
+
+
+def stale_files(course: Course) -> list[str]:
+    """Generated files that differ from what ``make generate`` would write now."""
+    from academy import manifest
+
+    stale = []
+    with tempfile.TemporaryDirectory(prefix="f0-build-") as tmp:
+        fresh = manifest.load(copy_course(course, Path(tmp)))
+        generate(fresh)
+        for folder in ("curriculum", "exercises", "solutions"):
+            stale += _differences(course.root / folder, Path(tmp) / folder, folder)
+    return stale
+
+
+def _differences(committed: Path, fresh: Path, label: str) -> list[str]:
+    if not committed.is_dir():
+        return [f"{label}/ (missing)"]
+    out = []
+    comparison = filecmp.dircmp(committed, fresh, ignore=["__pycache__", ".ipynb_checkpoints"])
+    stack = [(comparison, label)]
+    while stack:
+        cmp, prefix = stack.pop()
+        out += [f"{prefix}/{name} (extra)" for name in cmp.left_only]
+        out += [f"{prefix}/{name} (missing)" for name in cmp.right_only]
+        for name in cmp.common_files:
+            if not _same(Path(cmp.left) / name, Path(cmp.right) / name):
+                out.append(f"{prefix}/{name}")
+        stack += [(sub, f"{prefix}/{name}") for name, sub in cmp.subdirs.items()]
+    return sorted(out)
+
+
+def _same(committed: Path, fresh: Path) -> bool:
+    """Equal files; for executed notebooks, equal apart from outputs (nbval checks those)."""
+    if committed.suffix != ".ipynb" or committed.parts[-3:-2] != ("solutions",):
+        return committed.read_bytes() == fresh.read_bytes()
+    return _without_outputs(committed) == _without_outputs(fresh)
+
+
+def _without_outputs(path: Path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
