@@ -263,9 +263,11 @@ def test_1_4_present(learner):
     "1.4", 0.5, "get_setting() must return a stored None (the key is set) rather than the default"
 )
 def test_1_4_stored_none(learner):
-    ctx = make_context(learner, {"app.proxy": None})
+    ctx = make_context(learner, {"app.proxy": None, "app.port": 8080})
     value = learner.get_setting(ctx, "app.proxy", {"app.proxy": "http://default"})
     check(value is None, f"it returned {value!r}")
+    port = learner.get_setting(ctx, "app.port", {"app.port": 80})
+    check(port == 8080, f"for a key stored as 8080 it returned {port!r}")
 
 
 @case("1.4", 0.5, "get_setting() must return defaults[key] when the key is not set")

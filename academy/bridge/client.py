@@ -32,7 +32,6 @@ __all__ = [
     "LearnerCrashed",
     "LearnerError",
     "LearnerException",
-    "LearnerLoadTimeout",
     "LearnerTimeout",
     "Limits",
     "Remote",
@@ -46,10 +45,6 @@ class LearnerError(Exception):
 
 class LearnerTimeout(LearnerError):
     """A request to the learner's code ran past its deadline; the worker was killed."""
-
-
-class LearnerLoadTimeout(LearnerTimeout):
-    """Loading the learner's cells ran past its deadline (top-level code that never ends)."""
 
 
 class LearnerCrashed(LearnerError):
@@ -172,6 +167,7 @@ class Learner:
     _rep: Any = None
     _buffer: bytes = b""
     _workdir: tempfile.TemporaryDirectory[str] | None = None
+    _progress: int | None = None
 
     # ---------------------------------------------------------------- public API
     def __getattr__(self, name: str) -> Any:
@@ -283,6 +279,48 @@ class Learner:
         return self._decode(reply["value"])
 
     def _start(self) -> None:
+        """Start a worker and load the learner's cells into it.
+
+        A cell that hangs or ends the process while loading is left out, reported in
+        ``load_problems``, and the load starts again without it: such a cell costs the
+        learner what depends on it, not the whole notebook.
+        """
+        while True:
+            self._spawn()
+            left_out = {p["cell"] for p in self.load_problems if p.get("left_out")}
+            cells = [c for c in self.cells if c["index"] not in left_out]
+            self._progress = None
+            try:
+                reply = self._exchange({"op": "load", "cells": cells}, self.limits.load_seconds)
+            except LearnerError as exc:
+                culprit = self._progress
+                if culprit is None or culprit in left_out:
+                    raise
+                label = next(
+                    c.get("label", f"cell {culprit}") for c in cells if c["index"] == culprit
+                )
+                kind = "Timeout" if isinstance(exc, LearnerTimeout) else "ProcessEnded"
+                self.load_problems.append(
+                    {
+                        "cell": culprit,
+                        "label": label,
+                        "left_out": True,
+                        "error": {
+                            "type": kind,
+                            "mro": [kind],
+                            "where": "",
+                            "message": f"{exc}; this cell was left out",
+                        },
+                    }
+                )
+                continue
+            if "value" not in reply:
+                raise LearnerCrashed("the grader could not load your notebook's code")
+            kept = [p for p in self.load_problems if p.get("left_out")]
+            self.load_problems = kept + reply["value"]
+            return
+
+    def _spawn(self) -> None:
         if self._workdir is None:
             self._workdir = tempfile.TemporaryDirectory(prefix="f0-learner-")
         req_read, req_write = os.pipe()
@@ -311,16 +349,6 @@ class Learner:
             os.close(req_read)
             os.close(rep_write)
         self._req, self._rep, self._buffer = req_write, rep_read, b""
-        try:
-            reply = self._exchange({"op": "load", "cells": self.cells}, self.limits.load_seconds)
-        except LearnerTimeout as exc:
-            raise LearnerLoadTimeout(
-                f"loading your notebook's code took longer than {self.limits.load_seconds:g} s "
-                "(code at the top level of a cell that never ends?)"
-            ) from exc
-        if "value" not in reply:
-            raise LearnerCrashed("the grader could not load your notebook's code")
-        self.load_problems = reply["value"]
 
     def _apply_limits(self) -> None:  # runs in the child, before exec
         limits = self.limits
@@ -334,12 +362,14 @@ class Learner:
         ):
             resource.setrlimit(getattr(resource, name), (value, value))
 
-    def _exchange(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def _exchange(self, request: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+        """Send ``request`` (None: only read) and wait up to ``seconds`` for its reply."""
         assert self._proc is not None
-        try:
-            os.write(self._req, (json.dumps(request, allow_nan=False) + "\n").encode())
-        except (BrokenPipeError, OSError):
-            return self._died()
+        if request is not None:
+            try:
+                os.write(self._req, (json.dumps(request, allow_nan=False) + "\n").encode())
+            except (BrokenPipeError, OSError):
+                return self._died()
         deadline = time.monotonic() + seconds
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
@@ -360,7 +390,11 @@ class Learner:
                     self.close()
                     raise LearnerCrashed("your code's answer was larger than 64 MB")
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return json.loads(line)
+        reply = json.loads(line)
+        if isinstance(reply, dict) and set(reply) == {"progress"}:
+            self._progress = reply["progress"]  # loading moved on to the next cell
+            return self._exchange(None, seconds)
+        return reply
 
     def _died(self) -> dict[str, Any]:
         proc = self._proc

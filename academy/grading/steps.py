@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nbformat.notebooknode import NotebookNode, from_dict
+from nbformat.v4 import new_code_cell
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Float, Integer, Unicode
@@ -127,12 +128,14 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             return nb, resources
         report = run_hidden_suite(course, module, nb, self.limits(), self.suite_timeout)
         cells = module.by_grade_cell()
+        present = set()
         for cell in nb.cells:
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type != "code" or grade_id not in cells:
                 continue
-            result = report.exercises[cells[grade_id].id]
+            present.add(grade_id)
             cap = float(cell.metadata["nbgrader"].get("points", 0))
+            result = report.exercises[cells[grade_id].id]
             if result.score > cap:
                 self.log.error(
                     "grade cell %s is worth %s points but course.yaml says %s; run `make generate`",
@@ -140,9 +143,19 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
                     cap,
                     result.exercise.points,
                 )
-            outputs = exercise_outputs(result, report.load_problems, cap)
-            cell.outputs = [from_dict(o) for o in outputs]
-            cell.execution_count = cell.get("execution_count") or None
+            cell.outputs = [
+                from_dict(o) for o in exercise_outputs(result, report.load_problems, cap)
+            ]
+        for grade_id, exercise in cells.items():
+            if grade_id not in present:  # deleted by the learner: the work is graded anyway
+                self.log.warning("grade cell %s was missing; restored at the end", grade_id)
+                cell = restored_grade_cell(grade_id, exercise.id, exercise.points)
+                result = report.exercises[exercise.id]
+                cell.outputs = [
+                    from_dict(o)
+                    for o in exercise_outputs(result, report.load_problems, exercise.points)
+                ]
+                nb.cells.append(cell)
         academy = resources.setdefault("academy", {})
         academy["report"] = report.to_json()
         academy["flagged"] = report.flagged or "kernel_problem" in academy
@@ -154,6 +167,24 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             " (flagged)" if academy["flagged"] else "",
         )
         return nb, resources
+
+
+def restored_grade_cell(grade_id: str, exercise_id: str, points: float) -> NotebookNode:
+    """A grade cell put back where a learner deleted one, so nbgrader records its score."""
+    return new_code_cell(
+        source=f"# Exercise {exercise_id}: hidden tests (this cell was missing and was restored)",
+        metadata={
+            "nbgrader": {
+                "grade": True,
+                "grade_id": grade_id,
+                "locked": True,
+                "points": points,
+                "schema_version": 3,
+                "solution": False,
+                "task": False,
+            }
+        },
+    )
 
 
 class FlagUngradableWork(NbGraderPreprocessor):
