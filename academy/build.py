@@ -43,7 +43,14 @@ class BuildError(RuntimeError):
 
 
 class Step(Protocol):
-    def run(self, course: Course, module: Module) -> None: ...
+    def run(self, course: Course, modules: list[Module]) -> None: ...
+
+
+def _assignments(course: Course, modules: list[Module]) -> list[str]:
+    """nbgrader assignment arguments: one glob for the whole course (one process), else ids."""
+    if {m.id for m in modules} == {m.id for m in course.modules}:
+        return ["*"]
+    return [m.id for m in modules]
 
 
 def _nbgrader(course: Course, *args: str) -> None:
@@ -59,7 +66,11 @@ def _nbgrader(course: Course, *args: str) -> None:
 class SyncGradeCells:
     """Write each exercise's points from course.yaml into its grade cell."""
 
-    def run(self, course: Course, module: Module) -> None:
+    def run(self, course: Course, modules: list[Module]) -> None:
+        for module in modules:
+            self.sync(course, module)
+
+    def sync(self, course: Course, module: Module) -> None:
         path = course.source_notebook(module)
         if not path.is_file():
             raise BuildError(f"{module.id}: source notebook {path} does not exist")
@@ -94,16 +105,18 @@ class SyncGradeCells:
 class GenerateExercises:
     """nbgrader generate_assignment: solutions cleared, checksums recorded in the gradebook."""
 
-    def run(self, course: Course, module: Module) -> None:
-        _nbgrader(course, "generate_assignment", module.id)
+    def run(self, course: Course, modules: list[Module]) -> None:
+        for assignment in _assignments(course, modules):
+            _nbgrader(course, "generate_assignment", assignment)
 
 
 @dataclass
 class GenerateSolutions:
     """nbgrader generate_solution: the reference notebook, executed."""
 
-    def run(self, course: Course, module: Module) -> None:
-        _nbgrader(course, "generate_solution", module.id)
+    def run(self, course: Course, modules: list[Module]) -> None:
+        for assignment in _assignments(course, modules):
+            _nbgrader(course, "generate_solution", assignment)
 
 
 @dataclass
@@ -113,8 +126,10 @@ class NormalizeNotebooks:
     Widget views need the live kernel anyway; their text form stays in the output.
     """
 
-    def run(self, course: Course, module: Module) -> None:
-        for path in (course.release_notebook(module), course.solution_notebook(module)):
+    def run(self, course: Course, modules: list[Module]) -> None:
+        for path in [
+            p for m in modules for p in (course.release_notebook(m), course.solution_notebook(m))
+        ]:
             nb = nbformat.read(path, as_version=4)
             nb.metadata.pop("widgets", None)
             for cell in nb.cells:
@@ -138,9 +153,8 @@ def generate(course: Course, module_ids: list[str] | None = None) -> list[Module
         modules = [course.module(m) for m in module_ids] if module_ids else list(course.modules)
     except ManifestError as exc:
         raise BuildError(str(exc)) from exc
-    for module in modules:
-        for step in PIPELINE:
-            step.run(course, module)
+    for step in PIPELINE:
+        step.run(course, modules)
     return modules
 
 

@@ -1,0 +1,201 @@
+"""The bridge between trusted tests and untrusted learner code (academy/bridge)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from academy.bridge.client import (
+    Learner,
+    LearnerCrashed,
+    LearnerException,
+    LearnerTimeout,
+    Limits,
+    Remote,
+    expr,
+)
+from academy.bridge.worker import strip_magics
+
+LIBRARY = """
+import os, sys
+class Box:
+    def __init__(self, value):
+        self.value = value
+    def get(self):
+        return self.value
+    def put(self, value):
+        self.value = value
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+    def __bool__(self):
+        return True
+class Text(str):
+    def __eq__(self, other):
+        return True
+    __hash__ = str.__hash__
+def echo(*args, **kwargs):
+    return [list(args), kwargs]
+def boom():
+    raise KeyError("missing-thing")
+def spin():
+    while True:
+        pass
+def hog():
+    data = []
+    while True:
+        data.append(b"x" * (32 * 2**20))
+def leave():
+    os._exit(7)
+def leave_politely():
+    sys.exit(3)
+print("learner output goes nowhere the grader reads")
+print("nor does this", file=sys.stderr)
+"""
+
+
+def cells(*sources):
+    return [{"index": i, "label": f"cell {i}", "source": s} for i, s in enumerate(sources)]
+
+
+@pytest.fixture
+def learner():
+    with Learner(cells(LIBRARY), Limits(call_seconds=2, load_seconds=5, memory_mb=512)) as bridge:
+        yield bridge
+
+
+def test_plain_data_comes_back_with_exact_types(learner):
+    result = learner.echo(1, True, 2.5, None, "é", [1, [2]], {"a": {"b": None}}, (1, 2), k=2**80)
+    assert result == [[1, True, 2.5, None, "é", [1, [2]], {"a": {"b": None}}, (1, 2)], {"k": 2**80}]
+    args = result[0]
+    assert [type(a) for a in args[:4]] == [int, bool, float, type(None)]
+    assert type(args[7]) is tuple
+
+
+def test_special_floats_and_reserved_keys_survive(learner):
+    nan, inf = learner.echo(float("nan"), float("-inf"))[0]
+    assert nan != nan and inf == float("-inf")
+    tricky = {"__f0__": "handle", "id": 1}
+    assert learner.echo(tricky)[0][0] == tricky
+
+
+def test_objects_stay_in_the_worker_as_remotes(learner):
+    box = learner.Box([1])
+    assert isinstance(box, Remote) and box.remote_type == "Box"
+    box.put({"x": 1})
+    assert box.get() == {"x": 1}
+    assert box.value.value() == {"x": 1}
+    box.value = [3]
+    assert box.get() == [3]
+
+
+def test_an_always_equal_object_never_equals_anything(learner):
+    for name in ("AlwaysEqual",):
+        obj = getattr(learner, name)()
+        assert obj != 1 and obj != "anything" and obj != obj.remote_type
+        with pytest.raises(TypeError):
+            bool(obj)
+    text = learner.Text("x")
+    assert isinstance(text, Remote)  # a str subclass is not plain data
+    assert text != "x"
+
+
+def test_learner_exceptions_carry_type_and_message(learner):
+    with pytest.raises(LearnerException) as info:
+        learner.boom()
+    assert info.value.type == "KeyError"
+    assert info.value.is_a("LookupError") and not info.value.is_a("TypeError")
+    assert "missing-thing" in info.value.message
+    assert "cell 0" in info.value.where
+
+
+def test_sys_exit_is_an_answer_not_a_crash(learner):
+    with pytest.raises(LearnerException) as info:
+        learner.leave_politely()
+    assert info.value.type == "SystemExit"
+    assert learner.echo(1) == [[1], {}]
+
+
+def test_a_hang_times_out_and_the_next_call_gets_a_fresh_worker(learner):
+    start = time.monotonic()
+    with pytest.raises(LearnerTimeout):
+        learner.spin()
+    assert time.monotonic() - start < 5
+    assert learner.echo("again") == [["again"], {}]
+    assert learner.restarts == 1
+
+
+def test_os_exit_is_reported_and_survived(learner):
+    with pytest.raises(LearnerCrashed, match="exit code 7"):
+        learner.leave()
+    assert learner.echo(2) == [[2], {}]
+
+
+def test_memory_is_capped(learner):
+    with pytest.raises(LearnerException) as info:
+        learner.hog()
+    assert info.value.type == "MemoryError"
+
+
+def test_expr_and_keep_build_values_in_the_worker(learner):
+    numbers = learner.keep([1, 2])
+    assert isinstance(numbers, Remote)
+    numbers.append(3)
+    assert learner.builtin("list", numbers) == [1, 2, 3]
+    assert learner.builtin("len", numbers) == 3
+    assert learner.make(expr("{1, 2}")).remote_type == "set"
+    with pytest.raises(TypeError):
+        learner.echo({1, 2})  # the grader must say expr(...) to send a set
+
+
+def test_a_missing_name_is_a_name_error(learner):
+    with pytest.raises(LearnerException) as info:
+        learner.not_defined_anywhere()
+    assert info.value.type == "NameError"
+    assert learner.has("Box") and not learner.has("not_defined_anywhere")
+
+
+def test_cells_that_fail_to_load_are_reported_and_the_rest_still_load():
+    bridge = Learner(
+        cells(
+            "def a():\n    return 1",
+            "def broken(:\n    pass",
+            "def b():\n    return 2",
+            "raise RuntimeError('top-level failure')",
+            "def c():\n    return 3",
+        )
+    )
+    with bridge:
+        assert (bridge.a(), bridge.b(), bridge.c()) == (1, 2, 3)
+        problems = {p["cell"]: p["error"]["type"] for p in bridge.load_problems}
+        assert problems == {1: "SyntaxError", 3: "RuntimeError"}
+
+
+def test_a_cell_that_hangs_or_kills_the_worker_while_loading_is_left_out():
+    bridge = Learner(
+        cells(
+            "def a():\n    return 1",
+            "while True:\n    pass",
+            "import os\nos._exit(1)",
+            "def b():\n    return 2",
+        ),
+        Limits(load_seconds=1),
+    )
+    with bridge:
+        assert (bridge.a(), bridge.b()) == (1, 2)
+        left_out = {p["cell"]: p["error"]["type"] for p in bridge.load_problems}
+        assert left_out == {1: "Timeout", 2: "ProcessEnded"}
+
+
+def test_the_worker_does_not_see_the_graders_environment(monkeypatch):
+    monkeypatch.setenv("F0_SECRET_FOR_TEST", "do-not-leak")
+    with Learner(cells("import os, sys\nenv = dict(os.environ)\npath = list(sys.path)")) as b:
+        assert "F0_SECRET_FOR_TEST" not in b.env
+        assert "" not in b.path  # -I: the working folder is not importable
+
+
+def test_magics_are_ignored_outside_a_kernel():
+    assert strip_magics("%time x = 1\n!ls\ny = 2") == "\n\ny = 2"
+    with Learner(cells("%matplotlib inline\nvalue = 41 + 1")) as bridge:
+        assert bridge.value == 42

@@ -1,0 +1,38 @@
+"""framework0's public surface: explicit exports and one error root."""
+
+from __future__ import annotations
+
+import inspect
+
+import framework0
+from framework0 import errors
+
+
+def test_all_is_exactly_the_public_names():
+    public = {name for name in dir(framework0) if not name.startswith("_")}
+    modules = {name for name, value in vars(framework0).items() if inspect.ismodule(value)}
+    assert set(framework0.__all__) - {"__version__"} == public - modules
+    assert sorted(framework0.__all__) == framework0.__all__
+    for name in framework0.__all__:
+        assert getattr(framework0, name) is not None
+
+
+def test_every_error_derives_from_the_root_and_is_drawn_in_the_tree():
+    tree = errors.__doc__
+    classes = [
+        c
+        for c in vars(errors).values()
+        if inspect.isclass(c) and issubclass(c, Exception) and c.__module__ == errors.__name__
+    ]
+    assert len(classes) >= 15
+    for cls in classes:
+        assert issubclass(cls, framework0.Framework0Error)
+        assert cls.__name__ in tree, f"{cls.__name__} is missing from the tree in errors.py"
+        assert getattr(framework0, cls.__name__) is cls
+
+
+def test_errors_behave_like_the_builtins_callers_expect():
+    assert issubclass(framework0.NotJSONError, TypeError)
+    assert issubclass(framework0.ContextDecodeError, ValueError)
+    assert issubclass(framework0.UnknownTaskError, KeyError)
+    assert issubclass(framework0.CycleError, ValueError)
