@@ -56,15 +56,19 @@ FAKE_SCORE = (
 
 def with_cell(nb, after_grade_id, source):
     """Insert a learner's own code cell after the cell with ``after_grade_id``."""
-    index = next(i for i, c in enumerate(nb.cells)
-                 if c.metadata.get("nbgrader", {}).get("grade_id") == after_grade_id)
+    index = next(
+        i
+        for i, c in enumerate(nb.cells)
+        if c.metadata.get("nbgrader", {}).get("grade_id") == after_grade_id
+    )
     nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
     return nb
 
 
 def edited_locked_cells():
-    nb = submission(COURSE, MODULE, replace={"ex_1_1_solution": "def create_app_context():\n"
-                                             "    return None\n"})
+    nb = submission(
+        COURSE, MODULE, replace={"ex_1_1_solution": "def create_app_context():\n    return None\n"}
+    )
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id == "hidden_1_1":
@@ -82,15 +86,19 @@ def deleted_test_cells():
 
 
 def wrong_everywhere():
-    return submission(COURSE, MODULE, replace={
-        "ex_1_1_solution": "def create_app_context():\n    return None\n",
-        "ex_1_2_solution": "def describe_app(ctx):\n    return ''\n",
-        "ex_1_3_solution": "def group_by_namespace(ctx):\n    return []\n\n"
-                           "def namespace_tree(ctx):\n    return []\n",
-        "ex_1_4_solution": "def get_setting(ctx, key, defaults):\n    return None\n\n"
-                           "def safe_set(ctx, key, value, who):\n    return None\n",
-        "ex_1_5_solution": "class MiniContext:\n    pass\n",
-    })
+    return submission(
+        COURSE,
+        MODULE,
+        replace={
+            "ex_1_1_solution": "def create_app_context():\n    return None\n",
+            "ex_1_2_solution": "def describe_app(ctx):\n    return ''\n",
+            "ex_1_3_solution": "def group_by_namespace(ctx):\n    return []\n\n"
+            "def namespace_tree(ctx):\n    return []\n",
+            "ex_1_4_solution": "def get_setting(ctx, key, defaults):\n    return None\n\n"
+            "def safe_set(ctx, key, value, who):\n    return None\n",
+            "ex_1_5_solution": "class MiniContext:\n    pass\n",
+        },
+    )
 
 
 # student id -> (notebook, expected score, expected flagged)
@@ -98,21 +106,55 @@ SUBMISSIONS = {
     "correct": (lambda: submission(COURSE, MODULE), FULL, False),
     "partial": (lambda: submission(COURSE, MODULE, unsolved=("ex_1_5_solution",)), 10, False),
     "wrong": (wrong_everywhere, 0, False),
-    "syntax_error": (lambda: submission(COURSE, MODULE, replace={
-        "ex_1_3_solution": "def group_by_namespace(ctx)\n    return {}\n"}), 13, False),
-    "infinite_loop": (lambda: submission(COURSE, MODULE, replace={"ex_1_2_solution": LOOPING}),
-                      14, True),
-    "memory_hog": (lambda: submission(COURSE, MODULE, replace={"ex_1_4_solution": MEMORY_HOG}),
-                   13, False),
-    "kills_kernel": (lambda: submission(COURSE, MODULE,
-                                        replace={"ex_1_4_solution": KILLS_KERNEL}), 13, True),
-    "noisy_correct": (lambda: with_cell(submission(COURSE, MODULE), "ex_1_5_solution", NOISY),
-                      FULL, False),
+    "syntax_error": (
+        lambda: submission(
+            COURSE,
+            MODULE,
+            replace={"ex_1_3_solution": "def group_by_namespace(ctx)\n    return {}\n"},
+        ),
+        13,
+        False,
+    ),
+    "infinite_loop": (
+        lambda: submission(COURSE, MODULE, replace={"ex_1_2_solution": LOOPING}),
+        14,
+        True,
+    ),
+    "memory_hog": (
+        lambda: submission(COURSE, MODULE, replace={"ex_1_4_solution": MEMORY_HOG}),
+        13,
+        False,
+    ),
+    "kills_kernel": (
+        lambda: submission(COURSE, MODULE, replace={"ex_1_4_solution": KILLS_KERNEL}),
+        13,
+        True,
+    ),
+    "noisy_correct": (
+        lambda: with_cell(submission(COURSE, MODULE), "ex_1_5_solution", NOISY),
+        FULL,
+        False,
+    ),
     "edited_locked": (edited_locked_cells, 14, False),
     "deleted_tests": (deleted_test_cells, FULL, False),
-    "fake_score": (lambda: with_cell(submission(COURSE, MODULE, unsolved=(
-        "ex_1_2_solution", "ex_1_3_solution", "ex_1_4_solution", "ex_1_5_solution")),
-        "ex_1_1_solution", FAKE_SCORE), 2, False),
+    "fake_score": (
+        lambda: with_cell(
+            submission(
+                COURSE,
+                MODULE,
+                unsolved=(
+                    "ex_1_2_solution",
+                    "ex_1_3_solution",
+                    "ex_1_4_solution",
+                    "ex_1_5_solution",
+                ),
+            ),
+            "ex_1_1_solution",
+            FAKE_SCORE,
+        ),
+        2,
+        False,
+    ),
 }
 
 
@@ -125,8 +167,17 @@ def graded(tmp_path_factory):
         folder = root / "submitted" / student / MODULE.id
         folder.mkdir(parents=True)
         nbformat.write(build(), folder / MODULE.notebook)
-    proc = run(["nbgrader", "autograde", MODULE.id, "--ExecuteWithinLimits.timeout=10",
-                "--ScoreHiddenSuites.call_timeout=3"], root, timeout=900)
+    proc = run(
+        [
+            "nbgrader",
+            "autograde",
+            MODULE.id,
+            "--ExecuteWithinLimits.timeout=10",
+            "--ScoreHiddenSuites.call_timeout=3",
+        ],
+        root,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
     return root, proc.stderr
 
@@ -139,8 +190,12 @@ def gradebook_rows(root: Path):
         for student in SUBMISSIONS:
             sub = gb.find_submission(MODULE.id, student)
             nb = sub.notebooks[0]
-            rows[student] = (sub.score, nb.flagged, {g.name: g.auto_score for g in nb.grades},
-                             any(g.needs_manual_grade for g in nb.grades))
+            rows[student] = (
+                sub.score,
+                nb.flagged,
+                {g.name: g.auto_score for g in nb.grades},
+                any(g.needs_manual_grade for g in nb.grades),
+            )
         return rows
 
 
@@ -160,12 +215,14 @@ def test_feedback_shows_messages_never_hidden_tests(graded):
     assert proc.returncode == 0, proc.stderr
     suite = (root / MODULE.suite).read_text()
     for student in SUBMISSIONS:
-        html = (root / "feedback" / student / MODULE.id /
-                MODULE.notebook.replace(".ipynb", ".html")).read_text()
+        html = (
+            root / "feedback" / student / MODULE.id / MODULE.notebook.replace(".ipynb", ".html")
+        ).read_text()
         for secret in ("def test_", "SEED_KEYS", "run_in_worker", "learner.keep", "@case("):
             assert secret in suite and secret not in html, f"{student}'s feedback shows {secret}"
-    partial = (root / "feedback" / "partial" / MODULE.id /
-               MODULE.notebook.replace(".ipynb", ".html")).read_text()
+    partial = (
+        root / "feedback" / "partial" / MODULE.id / MODULE.notebook.replace(".ipynb", ".html")
+    ).read_text()
     assert "MiniContext.pop_dirty_keys() must return the keys set since the last call" in partial
     assert "0 / 6 points" in partial
 
@@ -182,10 +239,21 @@ def test_export_lists_every_student(graded):
 def test_release_has_no_solutions_or_hidden_tests():
     text = COURSE.release_notebook(MODULE).read_text()
     suite = COURSE.suite_path(MODULE).read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "reflection-answer",
-                   "Worked answer", "autograder", "test_module1"):
+    for marker in (
+        "BEGIN SOLUTION",
+        "END SOLUTION",
+        "BEGIN HIDDEN TESTS",
+        "reflection-answer",
+        "Worked answer",
+        "autograder",
+        "test_module1",
+    ):
         assert marker not in text, marker
-    for reference_line in ("self._dirty.clear()", "groups.setdefault(key.split", "missing = object()"):
+    for reference_line in (
+        "self._dirty.clear()",
+        "groups.setdefault(key.split",
+        "missing = object()",
+    ):
         assert reference_line not in text
     for secret in ("SEED_KEYS", "def test_1_1_", "run_in_worker"):
         assert secret in suite and secret not in text
@@ -193,8 +261,10 @@ def test_release_has_no_solutions_or_hidden_tests():
 
 def test_nothing_leaks_into_the_learner_install(tmp_path):
     """The wheel a learner installs holds framework0 and academy, never a hidden suite."""
-    proc = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path),
-                str(COURSE.root)], tmp_path)
+    proc = run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(COURSE.root)],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     import zipfile
 
