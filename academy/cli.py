@@ -67,6 +67,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{problem['error']['type']}: {problem['error']['message']}[/yellow]"
         )
     console.print(f"Total: [bold]{report.score:g} / {report.max_points:g}[/bold]")
+    if not report.sandboxed:
+        console.print(
+            "[dim]Note: your code ran without a sandbox (bubblewrap is not "
+            "available here); grading is the same.[/dim]"
+        )
     return 0 if report.score >= report.max_points else 1
 
 

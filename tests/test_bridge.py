@@ -132,10 +132,12 @@ def test_os_exit_is_reported_and_survived(learner):
     assert learner.echo(2) == [[2], {}]
 
 
-def test_memory_is_capped(learner):
-    with pytest.raises(LearnerException) as info:
-        learner.hog()
-    assert info.value.type == "MemoryError"
+def test_memory_is_capped():
+    with Learner(cells(LIBRARY), Limits(call_seconds=20, memory_mb=512)) as learner:
+        with pytest.raises(LearnerException) as info:
+            learner.hog()
+        assert info.value.type == "MemoryError"
+        assert learner.echo("still here") == [["still here"], {}]
 
 
 def test_expr_and_keep_build_values_in_the_worker(learner):
@@ -193,6 +195,34 @@ def test_the_worker_does_not_see_the_graders_environment(monkeypatch):
     with Learner(cells("import os, sys\nenv = dict(os.environ)\npath = list(sys.path)")) as b:
         assert "F0_SECRET_FOR_TEST" not in b.env
         assert "" not in b.path  # -I: the working folder is not importable
+
+
+def test_the_sandbox_hides_the_course_and_the_network():
+    from academy.bridge.sandbox import Sandbox
+
+    if not Sandbox("auto").active:
+        pytest.fail("bubblewrap is not installed: .ci/run installs it (apt-get install bubblewrap)")
+    probe = (
+        "import os, socket\n"
+        "def look(path):\n    return os.path.exists(path)\n"
+        "def connect():\n"
+        "    try:\n"
+        "        socket.create_connection(('1.1.1.1', 80), timeout=1)\n"
+        "        return 'connected'\n"
+        "    except OSError as exc:\n"
+        "        return type(exc).__name__\n"
+        "def pid():\n    return os.getpid()\n"
+    )
+    from course_tools import ROOT
+
+    with Learner(cells(probe), Limits(sandbox="require")) as sandboxed:
+        assert sandboxed.look(str(ROOT / "academy")) is True  # installed code is readable
+        for hidden in ("autograder", "curriculum", "solutions", "course.yaml", "tests"):
+            assert sandboxed.look(str(ROOT / hidden)) is False, hidden
+        assert sandboxed.connect() != "connected"
+        assert sandboxed.pid() < 10  # its own process namespace
+    with Learner(cells(probe), Limits(sandbox="off")) as open_worker:
+        assert open_worker.look(str(ROOT / "autograder")) is True
 
 
 def test_magics_are_ignored_outside_a_kernel():

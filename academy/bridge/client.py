@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from academy.bridge.sandbox import Sandbox
 from academy.bridge.worker import TAG
 
 __all__ = [
@@ -77,6 +78,7 @@ class Limits:
     memory_mb: int = 2048
     file_size_mb: int = 64
     open_files: int = 256
+    sandbox: str = "auto"  # see academy.bridge.sandbox: auto, require or off
 
 
 @dataclass(frozen=True)
@@ -334,8 +336,16 @@ class Learner:
             "LANG": "C.UTF-8",
         }
         try:
+            command = [
+                self.python,
+                "-I",
+                "-m",
+                "academy.bridge.worker",
+                str(req_read),
+                str(rep_write),
+            ]
             self._proc = subprocess.Popen(
-                [self.python, "-I", "-m", "academy.bridge.worker", str(req_read), str(rep_write)],
+                Sandbox(self.limits.sandbox).wrap(command, self._workdir.name, env),
                 cwd=self._workdir.name,
                 env=env,
                 pass_fds=(req_read, rep_write),

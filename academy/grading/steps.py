@@ -23,10 +23,11 @@ from nbformat.notebooknode import NotebookNode, from_dict
 from nbformat.v4 import new_code_cell
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Float, Integer, Unicode
+from traitlets import Enum, Float, Integer, Unicode
 
 from academy import manifest
 from academy.bridge.client import Limits
+from academy.bridge.sandbox import MODES
 from academy.grading.render import exercise_outputs
 from academy.grading.suite_runner import run_hidden_suite
 
@@ -106,6 +107,12 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
     cpu_seconds = Integer(120, help="CPU-time cap for the learner's code while graded.").tag(
         config=True
     )
+    sandbox = Enum(
+        list(MODES),
+        default_value="auto",
+        help="Run learner code in bubblewrap: 'auto' when available (else grade unsandboxed, "
+        "with a warning), 'require' (refuse to grade without it) or 'off'.",
+    ).tag(config=True)
     suite_timeout = Float(600.0, help="Wall-clock cap for one notebook's whole hidden suite.").tag(
         config=True
     )
@@ -127,6 +134,11 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             self.log.info("%s is not a course.yaml module; no hidden suite to run", assignment)
             return nb, resources
         report = run_hidden_suite(course, module, nb, self.limits(), self.suite_timeout)
+        if not report.sandboxed:
+            self.log.warning(
+                "learner code for %s was graded WITHOUT a sandbox (bubblewrap missing or disabled)",
+                resources["nbgrader"]["student"],
+            )
         cells = module.by_grade_cell()
         present = set()
         for cell in nb.cells:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from academy.bridge.client import Limits
+from academy.bridge.sandbox import Sandbox
 from academy.grading.notebook import learner_cells
 from academy.manifest import Course, Exercise, Module
 
@@ -62,6 +63,7 @@ class SuiteReport:
     exercises: dict[str, ExerciseResult]
     load_problems: list[dict[str, Any]] = field(default_factory=list)
     log: str = ""
+    sandboxed: bool = False
 
     @property
     def score(self) -> float:
@@ -81,6 +83,7 @@ class SuiteReport:
             "score": self.score,
             "max_points": self.max_points,
             "flagged": self.flagged,
+            "sandboxed": self.sandboxed,
             "load_problems": self.load_problems,
             "exercises": {
                 key: {
@@ -104,8 +107,10 @@ def run_hidden_suite(
 ) -> SuiteReport:
     """Grade ``notebook`` (a parsed notebook) with ``module``'s hidden suite."""
     limits = limits or Limits()
+    sandbox = Sandbox(limits.sandbox)
+    sandbox.check()  # mode "require" without bubblewrap: refuse before running anything
     results = {e.id: ExerciseResult(e) for e in module.exercises}
-    report = SuiteReport(module, results)
+    report = SuiteReport(module, results, sandboxed=sandbox.active)
     with tempfile.TemporaryDirectory(prefix="f0-grade-") as tmp:
         work = Path(tmp)
         (work / "cells.json").write_text(json.dumps(learner_cells(notebook)), encoding="utf-8")
