@@ -60,8 +60,14 @@ class Sandbox:
                 "mode to 'auto' to grade unsandboxed"
             )
 
-    def wrap(self, command: list[str], workdir: str, env: dict[str, str]) -> list[str]:
-        """``command`` as run inside the sandbox, seeing ``workdir`` (read-write) and no more."""
+    def wrap(
+        self, command: list[str], workdir: str, env: dict[str, str], shared: tuple[str, ...] = ()
+    ) -> list[str]:
+        """``command`` as run inside the sandbox, seeing ``workdir`` (read-write) and no more.
+
+        ``shared`` folders are also bound read-write, at the same path (a kernel's private
+        connection folder, where its sockets live).
+        """
         self.check()
         bwrap = self.bwrap
         if bwrap is None:
@@ -83,7 +89,9 @@ class Sandbox:
         ]
         for path in _readable_paths():
             args += ["--ro-bind", path, path]
-        args += ["--bind", workdir, workdir, "--chdir", workdir]
+        for path in (*shared, workdir):
+            args += ["--bind", path, path]
+        args += ["--chdir", workdir]
         for key, value in env.items():
             args += ["--setenv", key, value]
         return [*args, "--", *command]

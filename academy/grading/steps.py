@@ -15,10 +15,15 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.kernelspec import KernelSpec
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbformat.v4 import new_code_cell
 from nbgrader.api import Gradebook
@@ -27,7 +32,7 @@ from traitlets import Enum, Float, Integer, Unicode
 
 from academy import manifest
 from academy.bridge.client import Limits
-from academy.bridge.sandbox import MODES
+from academy.bridge.sandbox import MODES, Sandbox, SandboxUnavailable
 from academy.grading.render import exercise_outputs
 from academy.grading.suite_runner import run_hidden_suite
 
@@ -57,6 +62,12 @@ class ExecuteWithinLimits(Execute):
     kernel_memory_mb = Integer(
         4096, help="Address-space limit for the learner's kernel, in MiB (0: no limit)."
     ).tag(config=True)
+    sandbox = Enum(
+        list(MODES),
+        default_value="auto",
+        help="Run the learner's kernel in bubblewrap: 'auto' when available, 'require' "
+        "(refuse to run without it) or 'off'.",
+    ).tag(config=True)
     kernel_cpu_seconds = Integer(
         900,
         help="CPU-time limit for the learner's kernel, in seconds (0: no limit). It ends "
@@ -76,8 +87,11 @@ class ExecuteWithinLimits(Execute):
                 *self.extra_arguments,
                 f"--IPKernelApp.exec_lines={shlex.quote(line)}",
             ]
+        self._private_dirs: list[str] = []
         try:
             return super().preprocess(nb, resources)
+        except SandboxUnavailable:
+            raise
         except Exception as exc:  # noqa: BLE001 - one learner's kernel must not stop grading
             self.log.warning(
                 "kernel for %s stopped early: %s: %s",
@@ -87,6 +101,31 @@ class ExecuteWithinLimits(Execute):
             )
             resources.setdefault("academy", {})["kernel_problem"] = f"{type(exc).__name__}: {exc}"
             return nb, resources
+        finally:
+            for folder in self._private_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def create_kernel_manager(self) -> Any:
+        """A kernel manager that starts the kernel in the sandbox, over ipc sockets."""
+        km = super().create_kernel_manager()
+        sandbox = Sandbox(self.sandbox)
+        sandbox.check()
+        if not sandbox.active:
+            return km
+        folder = tempfile.mkdtemp(prefix="f0-kernel-")
+        self._private_dirs.append(folder)
+        km.transport = "ipc"
+        km.connection_file = os.path.join(folder, "kernel.json")
+        km.ip = os.path.join(folder, "kernel-ipc")
+        # nbclient asks the manager for its spec; this one never comes from a kernels folder.
+        km._kernel_spec = KernelSpec(
+            argv=[sys.executable, "-m", "academy.bridge.kernel_sandbox", "-f", "{connection_file}"],
+            display_name="Python 3 (sandboxed grading)",
+            language="python",
+            interrupt_mode="message",
+            metadata={},
+        )
+        return km
 
 
 class ScoreHiddenSuites(NbGraderPreprocessor):

@@ -1,0 +1,41 @@
+"""Start an IPython kernel inside the sandbox: the kernel argv of sandboxed grading.
+
+``ExecuteWithinLimits`` gives nbclient a kernel spec whose command is
+``python -m academy.bridge.kernel_sandbox -f {connection_file} [kernel args]``. The kernel
+then sees its notebook's folder (read-write), the private folder holding its connection file
+and ``ipc`` sockets, and the Python environment; nothing else of the machine. Signals cannot
+reach a kernel in its own session, so the spec asks for ``interrupt_mode: message``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from academy.bridge.sandbox import Sandbox
+
+
+def command(argv: list[str], cwd: str, mode: str = "require") -> list[str]:
+    """The bwrap command line that runs ipykernel with ``argv`` (``-f FILE`` first)."""
+    if len(argv) < 2 or argv[0] != "-f":
+        raise SystemExit("usage: python -m academy.bridge.kernel_sandbox -f CONNECTION_FILE ...")
+    connection_dir = str(Path(argv[1]).resolve().parent)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/tmp",
+        "IPYTHONDIR": "/tmp/.ipython",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    kernel = [sys.executable, "-m", "ipykernel_launcher", *argv]
+    return Sandbox(mode).wrap(kernel, cwd, env, shared=(connection_dir,))
+
+
+def main() -> None:
+    args = command(sys.argv[1:], os.getcwd())
+    os.execv(args[0], args)
+
+
+if __name__ == "__main__":
+    main()
