@@ -1,0 +1,73 @@
+"""Every module's hidden suite: full marks for the reference, 0 for the release, and points
+taken off every known-wrong implementation in its mutant catalogue.
+
+Derived from course.yaml, so a new module is covered as soon as it is in the manifest.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from course_tools import MUTANTS, apply_mutant, course, mutants, submission
+
+from academy.grading.suite_runner import run_hidden_suite
+
+COURSE = course()
+MODULES = list(COURSE.modules)
+MIN_MUTANTS = 10
+
+
+def grade(module, nb):
+    return run_hidden_suite(COURSE, module, nb)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.id)
+def test_reference_solution_gets_full_marks(module):
+    report = grade(module, submission(COURSE, module))
+    failed = [
+        (c.name, c.detail) for r in report.exercises.values() for c in r.cases if not c.passed
+    ]
+    assert failed == []
+    assert report.score == module.points
+    assert not report.flagged
+    for result in report.exercises.values():
+        assert sum(c.points for c in result.cases) == result.exercise.points
+        assert all(len(c.message) > 20 for c in result.cases), "every case needs words"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.id)
+def test_released_notebook_scores_zero(module):
+    report = grade(module, nbformat.read(COURSE.release_notebook(module), as_version=4))
+    assert report.score == 0, report.to_json()
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.id)
+def test_each_module_has_a_catalogue_of_mutants(module):
+    assert (MUTANTS / f"{module.id}.yaml").is_file(), f"no tests/mutants/{module.id}.yaml"
+    catalogue = mutants(module)
+    assert len(catalogue) >= MIN_MUTANTS
+    assert len({m["id"] for m in catalogue}) == len(catalogue)
+    known = {e.id for e in module.exercises}
+    for mutant in catalogue:
+        assert set(mutant["loses"]) <= known, mutant["id"]
+    losing = {exercise for m in catalogue for exercise in m["loses"]}
+    assert losing == known, f"exercises no mutant targets: {sorted(known - losing)}"
+
+
+CATALOGUE = [
+    (m, mutant) for m in MODULES if (MUTANTS / f"{m.id}.yaml").is_file() for mutant in mutants(m)
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "mutant"), CATALOGUE, ids=[f"{m.id}:{mutant['id']}" for m, mutant in CATALOGUE]
+)
+def test_mutant_loses_points(module, mutant):
+    report = grade(module, apply_mutant(COURSE, module, mutant))
+    lost = {key for key, r in report.exercises.items() if r.score < r.exercise.points}
+    assert set(mutant["loses"]) <= lost, (
+        f"{mutant['id']} ({mutant['about']}) kept full marks on "
+        f"{sorted(set(mutant['loses']) - lost)}"
+    )
+    failures = [c for r in report.exercises.values() for c in r.cases if not c.passed]
+    assert all(c.message for c in failures)
