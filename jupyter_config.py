@@ -33,6 +33,7 @@ from nbgrader.preprocessors import (
 
 from academy.grading.steps import (
     ClearReflectionAnswers,
+    ExecuteReference,
     ExecuteWithinLimits,
     FlagUngradableWork,
     ScoreHiddenSuites,
@@ -53,6 +54,7 @@ c.Execute.interrupt_on_timeout = True
 c.Execute.shutdown_kernel = "immediate"
 c.ExecuteWithinLimits.timeout = 60
 c.ExecuteWithinLimits.shutdown_kernel = "immediate"
+c.ExecuteReference.timeout = 300  # solution notebooks may run benchmarks
 
 c.GenerateAssignment.preprocessors = [
     ClearReflectionAnswers,
@@ -76,7 +78,7 @@ c.GenerateSolution.preprocessors = [
     ClearOutput,
     ClearHiddenTests,
     ClearMarkScheme,
-    ExecuteWithinLimits,
+    ExecuteReference,
 ]
 
 c.Autograde.autograde_preprocessors = [

@@ -1,15 +1,21 @@
 """``f0``: the course from a terminal.
 
 Learners: ``f0 check module1`` grades your notebook with the same trusted runner the
-instructor uses; ``f0 hint module1 1.3`` shows the next hint for an exercise.
-Instructors and authors: ``f0 generate`` rebuilds exercises/ and solutions/ from curriculum/.
+instructor uses and records the result; ``f0 progress`` shows every module and the level
+reached; ``f0 watch module1`` re-checks on every save; ``f0 hint module1 1.3`` shows the next
+hint; ``f0 certify`` signs a self-assessed certificate with your own key.
+Instructors: ``f0 keygen`` makes the course's signing key, ``f0 issue`` signs every student's
+certificate from the gradebook, ``f0 verify`` checks any certificate offline.
+Authors: ``f0 generate`` rebuilds exercises/ and solutions/ from curriculum/.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 # jsonschema's optional format checker pulls in rfc3987_syntax, which costs ~1.5 s per
@@ -17,62 +23,154 @@ from pathlib import Path
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from academy import manifest  # noqa: E402
+from academy.levels import LevelRules, LevelState, passes  # noqa: E402
+from academy.progress import ModuleRecord, ProgressError, ProgressStore  # noqa: E402
 
-console = Console(stderr=False)
+console = Console(stderr=False, highlight=False)
+
+
+class UsageError(Exception):
+    """A problem with what was asked (a file, a key, a name); exit code 2."""
+
+
+# --- learners ------------------------------------------------------------------------------
+
+
+class CheckRun:
+    """Grade one notebook with a module's hidden suite, record it, and show the report."""
+
+    def __init__(self, course: manifest.Course, module: manifest.Module, path: Path) -> None:
+        self.course = course
+        self.module = module
+        self.path = path
+
+    def run(self, as_json: bool = False) -> int:
+        import nbformat
+
+        from academy.grading.suite_runner import run_hidden_suite
+
+        try:
+            data = self.path.read_bytes()
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        except (OSError, ValueError) as exc:
+            console.print(
+                f"[red]cannot read notebook {escape(str(self.path))}: {escape(str(exc))}[/red]"
+            )
+            return 2
+        console.print(
+            f"Checking [bold]{escape(str(self.path))}[/bold] against module "
+            f"{self.module.number}'s hidden tests..."
+        )
+        report = run_hidden_suite(self.course, self.module, nb)
+        store = ProgressStore(self.course)
+        store.record(ModuleRecord.from_report(report, Path(store.relative(self.path)), data))
+        if as_json:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            self.show(report)
+        return 0 if report.score >= report.max_points else 1
+
+    def show(self, report) -> None:
+        table = Table(title=f"Module {self.module.number} · {escape(self.module.title)}")
+        table.add_column("exercise")
+        table.add_column("score", justify="right")
+        table.add_column("what to fix")
+        for result in report.exercises.values():
+            ex = result.exercise
+            fixes = result.problems + [
+                f"✗ {c.message}" + (f" ({c.detail})" if c.detail else "")
+                for c in result.cases
+                if not c.passed
+            ]
+            style = "green" if result.score >= ex.points else "red"
+            table.add_row(
+                escape(f"{ex.id} {ex.title}"),
+                f"[{style}]{result.score:g} / {ex.points:g}[/]",
+                escape("\n".join(fixes)) or "all checks pass",
+            )
+        console.print(table)
+        for problem in report.load_problems:
+            console.print(
+                f"[yellow]While loading your code, {escape(problem['label'])} raised "
+                f"{escape(problem['error']['type'])}: {escape(problem['error']['message'])}"
+                "[/yellow]"
+            )
+        console.print(f"Total: [bold]{report.score:g} / {report.max_points:g}[/bold]")
+        if passes(self.module, report.score):
+            console.print(f"Module {self.module.number} passed. `f0 progress` shows your level.")
+
+
+def _notebook(course: manifest.Course, module: manifest.Module, given: str | None) -> Path:
+    return Path(given) if given else course.release_notebook(module)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import nbformat
-
-    from academy.grading.suite_runner import run_hidden_suite
-
     course = manifest.load()
     module = course.module(args.module)
-    path = Path(args.notebook) if args.notebook else course.release_notebook(module)
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as exc:
-        console.print(f"[red]cannot read notebook {path}: {exc}[/red]")
-        return 2
-    console.print(f"Checking [bold]{path}[/bold] against module {module.number}'s hidden tests...")
-    report = run_hidden_suite(course, module, nb)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-        return 0 if report.score >= report.max_points else 1
-    table = Table(title=f"Module {module.number} · {module.title}")
-    table.add_column("exercise")
-    table.add_column("score", justify="right")
-    table.add_column("what to fix")
-    for result in report.exercises.values():
-        ex = result.exercise
-        fixes = [
-            f"✗ {c.message}" + (f" ({c.detail})" if c.detail else "")
-            for c in result.cases
-            if not c.passed
-        ]
-        fixes = result.problems + fixes
-        style = "green" if result.score >= ex.points else "red"
+    return CheckRun(course, module, _notebook(course, module, args.notebook)).run(args.json)
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    course = manifest.load()
+    records = ProgressStore(course).records()
+    table = Table(title=f"{escape(course.title)} · your progress")
+    for name, justify in (("module", "left"), ("score", "right"), ("pass mark", "right")):
+        table.add_column(name, justify=justify)
+    table.add_column("status")
+    table.add_column("last checked")
+    for module in course.modules:
+        record = records.get(module.id)
+        mark = f"{module.pass_fraction * module.points:g} / {module.points:g}"
+        if record is None:
+            table.add_row(
+                f"{module.number} {escape(module.title)}", "-", mark, "not checked yet", ""
+            )
+            continue
+        status = "[green]✓ passed[/]" if passes(module, record.score) else "[red]✗ not yet[/]"
+        if record.notebook_changed(course.root):
+            status += " [yellow](notebook changed since; re-run f0 check)[/]"
         table.add_row(
-            f"{ex.id} {ex.title}",
-            f"[{style}]{result.score:g} / {ex.points:g}[/]",
-            "\n".join(fixes) or "all checks pass",
+            f"{module.number} {escape(module.title)}",
+            f"{record.score:g}",
+            mark,
+            status,
+            escape(record.checked_at.replace("T", " ").replace("Z", " UTC")),
         )
     console.print(table)
-    for problem in report.load_problems:
-        console.print(
-            f"[yellow]While loading your code, {problem['label']} raised "
-            f"{problem['error']['type']}: {problem['error']['message']}[/yellow]"
+    rules = LevelRules(course)
+    scores = {key: r.score for key, r in records.items()}
+    levels = Table(title="Certification levels")
+    levels.add_column("level")
+    levels.add_column("modules")
+    levels.add_column("state")
+    levels.add_column("missing")
+    colours = {LevelState.REACHED: "green", LevelState.IN_PROGRESS: "yellow"}
+    for status in rules.statuses(scores):
+        colour = colours.get(status.state, "dim")
+        levels.add_row(
+            f"{status.level.id.title()}: {escape(status.level.title)}",
+            ", ".join(map(str, rules.module_numbers(status.level))),
+            f"[{colour}]{status.state.value}[/]",
+            escape("\n".join(status.missing())),
         )
-    console.print(f"Total: [bold]{report.score:g} / {report.max_points:g}[/bold]")
-    if not report.sandboxed:
+    console.print(levels)
+    best = rules.highest(scores)
+    console.print(
+        f"Level reached: [bold]{best.level.id.title()}[/bold] ({escape(best.level.title)})"
+        if best
+        else "Level reached: none yet"
+    )
+    upcoming = next((s for s in rules.statuses(scores) if not s.reached), None)
+    if upcoming is not None:
         console.print(
-            "[dim]Note: your code ran without a sandbox (bubblewrap is not "
-            "available here); grading is the same.[/dim]"
+            f"Next, {upcoming.level.id.title()} ({upcoming.state.value}): "
+            + escape("; ".join(upcoming.missing()))
         )
-    return 0 if report.score >= report.max_points else 1
+    return 0
 
 
 def cmd_hint(args: argparse.Namespace) -> int:
@@ -89,7 +187,7 @@ def cmd_hint(args: argparse.Namespace) -> int:
     index = min(shown, len(exercise.hints) - 1)
     console.print(
         f"[bold]Hint {index + 1} of {len(exercise.hints)}[/bold] for exercise "
-        f"{exercise.id} ({exercise.title}):\n{exercise.hints[index]}"
+        f"{exercise.id} ({escape(exercise.title)}):\n{escape(exercise.hints[index])}"
     )
     if shown >= len(exercise.hints):
         console.print("(that was the last hint)")
@@ -99,13 +197,181 @@ def cmd_hint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from academy.watch import NotebookWatcher
+
+    course = manifest.load()
+    module = course.module(args.module)
+    path = _notebook(course, module, args.notebook)
+    check = CheckRun(course, module, path)
+    results: list[int] = []
+
+    def run_check() -> None:
+        results.append(check.run())
+        console.print(f"[dim]Watching {escape(str(path))} for changes (Ctrl-C to stop)...[/dim]")
+
+    # The baseline is taken first, so a save during the initial check is not missed.
+    watcher = NotebookWatcher(path, run_check, interval=args.interval, debounce=args.debounce)
+    try:
+        if args.no_initial:
+            console.print(f"[dim]Watching {escape(str(path))} for changes (Ctrl-C to stop)...")
+        else:
+            run_check()
+        remaining = None if args.max_checks is None else args.max_checks - len(results)
+        if remaining is None or remaining > 0:
+            watcher.run(max_checks=remaining)
+    except KeyboardInterrupt:
+        console.print("stopped watching")
+        return 0
+    return results[-1] if results else 0
+
+
+def cmd_certify(args: argparse.Namespace) -> int:
+    from academy.certificates.credential import Award, IssuerProfile, Learner
+    from academy.certificates.issue import CertificateWriter
+    from academy.certificates.keys import KeyPaths, generate_key, load_private_key
+    from academy.certificates.vcjwt import CredentialSigner
+
+    course = manifest.load()
+    records = ProgressStore(course).records()
+    rules = LevelRules(course)
+    scores = {key: r.score for key, r in records.items()}
+    best = rules.highest(scores)
+    if best is None:
+        upcoming = rules.next_level(scores)
+        console.print("[red]No level reached yet, so there is nothing to certify.[/red]")
+        if upcoming is not None:
+            console.print(
+                f"{upcoming.level.id.title()} ({upcoming.state.value}): "
+                + escape("; ".join(upcoming.missing()))
+            )
+        return 1
+    paths = KeyPaths.for_private(Path(args.key)) if args.key else KeyPaths.default("learner")
+    if paths.private.exists():
+        key = load_private_key(paths.private)
+    else:
+        key = generate_key(paths)
+        console.print(f"Created your signing key: {escape(str(paths.private))} (keep it private)")
+    for standing in best.modules:
+        if records[standing.module.id].notebook_changed(course.root):
+            console.print(
+                f"[yellow]module {standing.module.number}: the notebook changed since it was "
+                f"checked; this certificate uses the last check ({standing.score:g}).[/yellow]"
+            )
+    who = getpass.getuser()
+    learner = Learner(args.id or who, args.name or who)
+    signer = CredentialSigner(key)
+    notes = {
+        m.module.id: (
+            f"Checked {records[m.module.id].checked_at} with f0 check; notebook "
+            f"{records[m.module.id].notebook}, sha256 {records[m.module.id].notebook_sha256}"
+        )
+        for m in best.modules
+    }
+    award = Award(
+        course,
+        best,
+        learner,
+        IssuerProfile(signer.issuer_id, f"{learner.name} (self-assessed)"),
+        self_assessed=True,
+        valid_from=datetime.now(timezone.utc).replace(microsecond=0),
+        evidence_notes=notes,
+    )
+    out = Path(args.out) if args.out else course.root / ".f0" / "certificates"
+    written = CertificateWriter(signer, out).write(award, f"self-assessed-{best.level.id}")
+    console.print(
+        f"[bold]Self-assessed[/bold] {best.level.id.title()} certificate "
+        "(signed with your own key; it is not the course's certificate):"
+    )
+    for path in (written.html, written.pdf, written.png, written.jwt):
+        console.print(f"  {escape(str(path))}")
+    console.print(
+        f"Anyone can check it: f0 verify {escape(str(written.jwt))} "
+        f"--public-key {escape(str(paths.public))}"
+    )
+    return 0
+
+
+# --- instructors ----------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from academy.certificates.keys import KeyPaths, did_key, generate_key
+
+    folder = Path(args.out).expanduser() if args.out else None
+    paths = KeyPaths.default(args.role, folder)
+    key = generate_key(paths, overwrite=args.force)
+    console.print(f"private key (keep secret, never commit): {escape(str(paths.private))}")
+    console.print(f"public key (publish it; verifiers need it): {escape(str(paths.public))}")
+    console.print(f"key id: {did_key(key.public_key())}")
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    from nbgrader.api import Gradebook
+
+    from academy.certificates.issue import CertificateIssuer, CertificateWriter, GradebookScores
+    from academy.certificates.keys import KeyPaths, load_private_key
+    from academy.certificates.vcjwt import CredentialSigner
+
+    course = manifest.load()
+    gradebook = Path(args.gradebook)
+    if not gradebook.is_file():  # nbgrader would quietly create an empty one
+        raise UsageError(f"no gradebook at {gradebook}")
+    key_path = Path(args.key).expanduser() if args.key else KeyPaths.default("issuer").private
+    signer = CredentialSigner(load_private_key(key_path))
+    issuer = CertificateIssuer(
+        course,
+        CertificateWriter(signer, Path(args.out)),
+        issuer_name=args.issuer_name,
+        valid_days=args.valid_days,
+    )
+    with Gradebook(f"sqlite:///{gradebook.resolve()}", course.course_id) as gb:
+        students = GradebookScores(course).read(gb, args.student or ())
+    report = issuer.issue(students)
+    console.print(escape(report.summary()))
+    console.print(f"issuer key: {signer.issuer_id}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from academy.certificates.keys import KeyFileError, load_public_key
+    from academy.certificates.vcjwt import CredentialVerifier, VerificationError
+
+    try:
+        verifier = CredentialVerifier(load_public_key(Path(args.public_key)))
+        verified = verifier.verify_file(Path(args.path))
+    except (VerificationError, KeyFileError) as exc:
+        console.print(f"[red]FAILED[/red]: {escape(str(exc))}")
+        return 1
+    credential = verified.credential
+    subject = credential["credentialSubject"]
+    names = {i["identityType"]: i["identityHash"] for i in subject.get("identifier", [])}
+    console.print(
+        f"[green]OK[/green]: {escape(subject['achievement']['name'])} for "
+        f"{escape(names.get('name', '?'))} ({escape(names.get('studentId', '?'))}), issued by "
+        f"{escape(credential['issuer'].get('name', '?'))} on {escape(credential['validFrom'])}"
+    )
+    if verified.self_assessed:
+        console.print(
+            "[yellow]SELF-ASSESSED: signed by the learner's own key, not issued by the course."
+            "[/yellow]"
+        )
+    if args.json:
+        print(json.dumps(credential, indent=2, ensure_ascii=False))
+    return 0
+
+
+# --- authors --------------------------------------------------------------------------------
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from academy.build import BuildError, generate
 
     try:
         modules = generate(manifest.load(), args.modules or None)
     except BuildError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 1
     console.print("generated exercises/ and solutions/ for " + ", ".join(m.id for m in modules))
     return 0
@@ -116,7 +382,7 @@ def cmd_stale(args: argparse.Namespace) -> int:
 
     stale = stale_files(manifest.load())
     if stale:
-        console.print("[red]stale generated files:[/red]\n  " + "\n  ".join(stale))
+        console.print("[red]stale generated files:[/red]\n  " + escape("\n  ".join(stale)))
         console.print(f"run `{GENERATE_COMMAND}` and commit the result")
         return 1
     console.print("exercises/ and solutions/ are up to date")
@@ -128,15 +394,58 @@ def parser() -> argparse.ArgumentParser:
         prog="f0", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
+
     check = sub.add_parser("check", help="grade your notebook with the hidden tests")
     check.add_argument("module", help="module id or number, e.g. module1 or 1")
     check.add_argument("notebook", nargs="?", help="notebook to check (default: exercises/)")
     check.add_argument("--json", action="store_true", help="print the full report as JSON")
     check.set_defaults(func=cmd_check)
+
+    progress = sub.add_parser("progress", help="your scores, the level reached, what is next")
+    progress.set_defaults(func=cmd_progress)
+
     hint = sub.add_parser("hint", help="show the next hint for an exercise")
     hint.add_argument("module")
     hint.add_argument("exercise", help="exercise id, e.g. 1.3")
     hint.set_defaults(func=cmd_hint)
+
+    watch = sub.add_parser("watch", help="re-check a notebook every time it is saved")
+    watch.add_argument("module", help="module id or number")
+    watch.add_argument("notebook", nargs="?", help="notebook to watch (default: exercises/)")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
+    watch.add_argument("--debounce", type=float, default=0.8, help="quiet seconds before a check")
+    watch.add_argument("--max-checks", type=int, help="stop after this many checks")
+    watch.add_argument("--no-initial", action="store_true", help="wait for a save to check")
+    watch.set_defaults(func=cmd_watch)
+
+    certify = sub.add_parser("certify", help="a self-assessed certificate for your level")
+    certify.add_argument("--name", help="your name on the certificate (default: user name)")
+    certify.add_argument("--id", help="your learner id (default: user name)")
+    certify.add_argument("--key", help="your private key (default: created in ~/.config)")
+    certify.add_argument("--out", help="output folder (default: .f0/certificates)")
+    certify.set_defaults(func=cmd_certify)
+
+    keygen = sub.add_parser("keygen", help="make an Ed25519 signing key pair")
+    keygen.add_argument("--role", choices=("issuer", "learner"), default="issuer")
+    keygen.add_argument("--out", help="folder outside the repository (default: ~/.config/...)")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key")
+    keygen.set_defaults(func=cmd_keygen)
+
+    issue = sub.add_parser("issue", help="sign every student's certificate from the gradebook")
+    issue.add_argument("--gradebook", default="gradebook.db")
+    issue.add_argument("--key", help="the course's private key (default: ~/.config/...)")
+    issue.add_argument("--out", default="certificates", help="output folder")
+    issue.add_argument("--issuer-name", help="issuer name (default: the course title)")
+    issue.add_argument("--valid-days", type=int, help="days until expiry (default: none)")
+    issue.add_argument("--student", action="append", help="only this student (repeatable)")
+    issue.set_defaults(func=cmd_issue)
+
+    verify = sub.add_parser("verify", help="check a certificate's signature and content")
+    verify.add_argument("path", help="the certificate's .jwt file")
+    verify.add_argument("--public-key", required=True, help="the issuer's public key (PEM)")
+    verify.add_argument("--json", action="store_true", help="print the verified credential")
+    verify.set_defaults(func=cmd_verify)
+
     gen = sub.add_parser("generate", help="rebuild exercises/ and solutions/ (authors)")
     gen.add_argument("modules", nargs="*", help="module ids (default: all)")
     gen.set_defaults(func=cmd_generate)
@@ -146,11 +455,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from academy.certificates.keys import KeyFileError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except manifest.ManifestError as exc:
-        console.print(f"[red]{exc}[/red]")
+    except (manifest.ManifestError, ProgressError, KeyFileError, UsageError) as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
 
 

@@ -34,6 +34,9 @@ def command(argv: list[str], cwd: str, mode: str = "require") -> list[str]:
 
 def main() -> None:
     args = command(sys.argv[1:], os.getcwd())
+    # The kernel's own banner ("To connect another client...") is not cell output.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     os.execv(args[0], args)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["MODES", "Sandbox", "SandboxUnavailable"]
 
 MODES = ("auto", "require", "off")
-SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/alternatives")
+SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/fonts")
 PACKAGES = ("academy", "framework0")  # what the worker imports, wherever it is installed
 
 

@@ -38,6 +38,7 @@ from academy.grading.suite_runner import run_hidden_suite
 
 __all__ = [
     "ClearReflectionAnswers",
+    "ExecuteReference",
     "ExecuteWithinLimits",
     "FlagUngradableWork",
     "ScoreHiddenSuites",
@@ -126,6 +127,18 @@ class ExecuteWithinLimits(Execute):
             metadata={},
         )
         return km
+
+
+class ExecuteReference(ExecuteWithinLimits):
+    """Execute the instructor's solution notebooks as ``pytest --nbval`` will re-run them.
+
+    Reference code is trusted, and its stored outputs must match an ordinary kernel's, so
+    generate_solution runs it unsandboxed.
+    """
+
+    sandbox = Enum(list(MODES), default_value="off", help="Sandbox for solution notebooks.").tag(
+        config=True
+    )
 
 
 class ScoreHiddenSuites(NbGraderPreprocessor):

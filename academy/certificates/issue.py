@@ -1,0 +1,174 @@
+"""Issue certificates: scores in, signed credentials and their pictures out.
+
+``GradebookScores`` reads every student's module scores from nbgrader's gradebook;
+``CertificateIssuer`` decides each student's highest level with ``LevelRules`` and has
+``CertificateWriter`` sign and write it. ``f0 issue``, the nbgrader exporter and the
+learner's ``f0 certify`` all go through ``CertificateWriter``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from academy.certificates.credential import (
+    Award,
+    CertificateView,
+    IssuerProfile,
+    Learner,
+    build_credential,
+)
+from academy.certificates.vcjwt import CredentialSigner
+from academy.levels import LevelRules, LevelStatus
+from academy.manifest import Course
+
+__all__ = [
+    "CertificateIssuer",
+    "CertificateWriter",
+    "GradebookScores",
+    "IssueReport",
+    "StudentScores",
+    "WrittenCertificate",
+]
+
+
+@dataclass(frozen=True)
+class WrittenCertificate:
+    level: str
+    learner: str
+    jwt: Path
+    html: Path
+    pdf: Path
+    png: Path
+
+
+class CertificateWriter:
+    """Sign an award and write ``<stem>.jwt``, ``.html``, ``.pdf`` and ``.png`` into a folder."""
+
+    def __init__(self, signer: CredentialSigner, out: Path, pictures: bool = True) -> None:
+        self.signer = signer
+        self.out = out
+        self.pictures = pictures
+
+    def write(self, award: Award, stem: str) -> WrittenCertificate:
+        from academy.certificates.render import HtmlCertificate, PrintedCertificate
+
+        credential = build_credential(award)
+        token = self.signer.sign(credential)
+        self.out.mkdir(parents=True, exist_ok=True)
+        stem = safe_name(stem)
+        paths = {ext: self.out / f"{stem}.{ext}" for ext in ("jwt", "html", "pdf", "png")}
+        paths["jwt"].write_text(token + "\n", encoding="ascii")
+        view = CertificateView.from_credential(credential)
+        paths["html"].write_text(
+            HtmlCertificate().render(view, token, paths["jwt"].name), encoding="utf-8"
+        )
+        if self.pictures:
+            PrintedCertificate().write(view, paths["pdf"], paths["png"])
+        return WrittenCertificate(award.status.level.id, award.learner.id, **paths)
+
+
+def safe_name(text: str) -> str:
+    """A file name from an id: letters, digits, dot, dash and underscore only."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "certificate"
+
+
+@dataclass
+class StudentScores:
+    learner: Learner
+    scores: dict[str, float] = field(default_factory=dict)
+    needs_manual_grade: list[str] = field(default_factory=list)  # module ids
+
+
+class GradebookScores:
+    """Each student's score per module (nbgrader assignment named after the module id)."""
+
+    def __init__(self, course: Course) -> None:
+        self.course = course
+
+    def read(
+        self, gradebook: Any, students: Iterable[str] = (), modules: Iterable[str] = ()
+    ) -> list[StudentScores]:
+        wanted_students = set(students)
+        known = {m.id for m in self.course.modules}
+        wanted_modules = set(modules) or known
+        out = []
+        for student in sorted(gradebook.students, key=lambda s: s.id):
+            if wanted_students and student.id not in wanted_students:
+                continue
+            name = " ".join(p for p in (student.first_name, student.last_name) if p) or student.id
+            entry = StudentScores(Learner(student.id, name, student.email or None))
+            for submission in student.submissions:
+                module_id = submission.assignment.name
+                if module_id not in known or module_id not in wanted_modules:
+                    continue
+                entry.scores[module_id] = float(submission.score or 0.0)
+                if submission.needs_manual_grade:
+                    entry.needs_manual_grade.append(module_id)
+            out.append(entry)
+        return out
+
+
+@dataclass
+class IssueReport:
+    issued: list[WrittenCertificate] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # student id -> why not
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.issued)} certificate(s) issued, {len(self.skipped)} student(s) without"
+        ]
+        lines += [f"  {c.learner}: {c.level} -> {c.jwt}" for c in self.issued]
+        lines += [f"  {student}: {why}" for student, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
+class CertificateIssuer:
+    """The instructor's side: one certificate per student, for the highest level reached."""
+
+    def __init__(
+        self,
+        course: Course,
+        writer: CertificateWriter,
+        issuer_name: str | None = None,
+        valid_days: int | None = None,
+    ) -> None:
+        self.course = course
+        self.writer = writer
+        self.rules = LevelRules(course)
+        self.issuer = IssuerProfile(writer.signer.issuer_id, issuer_name or course.title)
+        self.valid_days = valid_days
+
+    def issue(self, students: Iterable[StudentScores]) -> IssueReport:
+        report = IssueReport()
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        until = now + timedelta(days=self.valid_days) if self.valid_days else None
+        for student in students:
+            best = self.rules.highest(student.scores)
+            if best is None:
+                report.skipped[student.learner.id] = self._why_not(student)
+                continue
+            pending = [m for m in student.needs_manual_grade if m in _module_ids(best)]
+            if pending:
+                report.skipped[student.learner.id] = (
+                    f"{', '.join(pending)} still need(s) manual grading in the gradebook"
+                )
+                continue
+            award = Award(self.course, best, student.learner, self.issuer, False, now, until)
+            stem = f"{student.learner.id}-{best.level.id}"
+            report.issued.append(self.writer.write(award, stem))
+        return report
+
+    def _why_not(self, student: StudentScores) -> str:
+        upcoming = self.rules.next_level(student.scores)
+        if upcoming is None:
+            return "no level is defined in course.yaml"
+        return f"no level reached; {upcoming.level.id}: " + "; ".join(upcoming.missing())
+
+
+def _module_ids(status: LevelStatus) -> set[str]:
+    return {s.module.id for s in status.modules}
