@@ -225,6 +225,13 @@ def test_the_sandbox_hides_the_course_and_the_network():
         assert open_worker.look(str(ROOT / "autograder")) is True
 
 
+def test_learner_cells_do_not_inherit_the_workers_future_imports():
+    source = "from dataclasses import dataclass\n@dataclass\nclass Point:\n    x: int\n"
+    with Learner(cells(source + "def build():\n    return Point(2).x\n")) as bridge:
+        assert bridge.load_problems == []
+        assert bridge.build() == 2
+
+
 def test_magics_are_ignored_outside_a_kernel():
     assert strip_magics("%time x = 1\n!ls\ny = 2") == "\n\ny = 2"
     with Learner(cells("%matplotlib inline\nvalue = 41 + 1")) as bridge:

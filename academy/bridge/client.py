@@ -189,6 +189,14 @@ class Learner:
         """Build a non-JSON value (``expr("{1, 2}")``) in the worker."""
         return self._request({"op": "eval", "source": value.source})
 
+    @property
+    def workdir(self) -> str:
+        """The worker's own folder: the one place both the grader and learner code can reach
+        (the sandboxed worker has a private /tmp), e.g. for files a test checks."""
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="f0-learner-")
+        return self._workdir.name
+
     def keep(self, value: Any) -> Remote:
         """Send ``value`` and keep it alive in the worker as an object (a mutable list, say)."""
         return self._request({"op": "keep", "value": self._encode(value)})

@@ -147,7 +147,9 @@ class Worker:
             label = cell.get("label", f"cell {cell['index']}")
             self.progress(cell["index"])  # if this cell hangs or kills us, the grader knows which
             try:
-                code = compile(strip_magics(cell["source"]), f"<{label}>", "exec")
+                code = compile(
+                    strip_magics(cell["source"]), f"<{label}>", "exec", dont_inherit=True
+                )
                 exec(code, self.namespace)  # noqa: S102 - running learner code is the point
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
