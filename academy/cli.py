@@ -15,7 +15,6 @@ import argparse
 import getpass
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 # jsonschema's optional format checker pulls in rfc3987_syntax, which costs ~1.5 s per
@@ -27,10 +26,10 @@ from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from academy import manifest  # noqa: E402
-from academy.levels import LevelRules, LevelState, passes  # noqa: E402
+from academy.levels import LevelRules, LevelState, pass_mark, passes  # noqa: E402
 from academy.progress import ModuleRecord, ProgressError, ProgressStore  # noqa: E402
 
-console = Console(stderr=False, highlight=False)
+console = Console(stderr=False, highlight=False, emoji=False)  # did:key: is no emoji
 
 
 class UsageError(Exception):
@@ -124,7 +123,7 @@ def cmd_progress(args: argparse.Namespace) -> int:
     table.add_column("last checked")
     for module in course.modules:
         record = records.get(module.id)
-        mark = f"{module.pass_fraction * module.points:g} / {module.points:g}"
+        mark = f"{pass_mark(module):g} / {module.points:g}"
         if record is None:
             table.add_row(
                 f"{module.number} {escape(module.title)}", "-", mark, "not checked yet", ""
@@ -227,56 +226,37 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_certify(args: argparse.Namespace) -> int:
-    from academy.certificates.credential import Award, IssuerProfile, Learner
-    from academy.certificates.issue import CertificateWriter
+    from academy.certificates.credential import Learner
+    from academy.certificates.issue import CertificateWriter, SelfAssessment
     from academy.certificates.keys import KeyPaths, generate_key, load_private_key
     from academy.certificates.vcjwt import CredentialSigner
 
     course = manifest.load()
-    records = ProgressStore(course).records()
-    rules = LevelRules(course)
-    scores = {key: r.score for key, r in records.items()}
-    best = rules.highest(scores)
+    assessment = SelfAssessment(course, ProgressStore(course).records())
+    best = assessment.best()
     if best is None:
-        upcoming = rules.next_level(scores)
         console.print("[red]No level reached yet, so there is nothing to certify.[/red]")
+        upcoming = assessment.rules.next_level(assessment.scores)
         if upcoming is not None:
             console.print(
                 f"{upcoming.level.id.title()} ({upcoming.state.value}): "
                 + escape("; ".join(upcoming.missing()))
             )
         return 1
+    for module_id in assessment.changed_notebooks(best):
+        console.print(
+            f"[yellow]{module_id}: the notebook changed since it was checked; this "
+            "certificate uses the last check (re-run f0 check to update it).[/yellow]"
+        )
     paths = KeyPaths.for_private(Path(args.key)) if args.key else KeyPaths.default("learner")
     if paths.private.exists():
         key = load_private_key(paths.private)
     else:
         key = generate_key(paths)
         console.print(f"Created your signing key: {escape(str(paths.private))} (keep it private)")
-    for standing in best.modules:
-        if records[standing.module.id].notebook_changed(course.root):
-            console.print(
-                f"[yellow]module {standing.module.number}: the notebook changed since it was "
-                f"checked; this certificate uses the last check ({standing.score:g}).[/yellow]"
-            )
     who = getpass.getuser()
-    learner = Learner(args.id or who, args.name or who)
     signer = CredentialSigner(key)
-    notes = {
-        m.module.id: (
-            f"Checked {records[m.module.id].checked_at} with f0 check; notebook "
-            f"{records[m.module.id].notebook}, sha256 {records[m.module.id].notebook_sha256}"
-        )
-        for m in best.modules
-    }
-    award = Award(
-        course,
-        best,
-        learner,
-        IssuerProfile(signer.issuer_id, f"{learner.name} (self-assessed)"),
-        self_assessed=True,
-        valid_from=datetime.now(timezone.utc).replace(microsecond=0),
-        evidence_notes=notes,
-    )
+    award = assessment.award(best, Learner(args.id or who, args.name or who), signer.issuer_id)
     out = Path(args.out) if args.out else course.root / ".f0" / "certificates"
     written = CertificateWriter(signer, out).write(award, f"self-assessed-{best.level.id}")
     console.print(

@@ -20,7 +20,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from academy import manifest
-from academy.levels import LevelRules, LevelState, LevelStatus, passes
+from academy.levels import LevelRules, LevelState, LevelStatus, pass_mark, passes
 from academy.progress import ModuleRecord, ProgressStore
 
 __all__ = ["ProgressDashboard"]
@@ -121,7 +121,7 @@ class ProgressDashboard(widgets.VBox):
         changed = " · <i>changed since</i>" if record.notebook_changed(self.course.root) else ""
         return (
             f"{mark} {record.score:g} / {module.points:g} "
-            f"<span style='color:#778'>(pass {module.pass_fraction * module.points:g}){changed}"
+            f"<span style='color:#778'>(pass {pass_mark(module):g}){changed}"
             "</span>"
         )
 

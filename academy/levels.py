@@ -16,7 +16,7 @@ from enum import Enum
 
 from academy.manifest import Course, Level, ManifestError, Module
 
-__all__ = ["LevelRules", "LevelState", "LevelStatus", "ModuleStanding", "passes"]
+__all__ = ["LevelRules", "LevelState", "LevelStatus", "ModuleStanding", "pass_mark", "passes"]
 
 TOLERANCE = 1e-9
 

@@ -1,35 +1,82 @@
-"""The learner's f0 command: check and hint."""
+"""The learner's f0 command: check, progress, hint, watch, certify; and keygen/verify.
+
+Every command that writes learner state runs in a temporary copy of the course, so running
+the tests never touches the developer's own ``.f0/progress.json``.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+import stat
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nbformat
+import pytest
+import yaml
 from course_tools import course, run, submission
+
+from academy.watch import NotebookWatcher
 
 COURSE = course()
 MODULE = COURSE.module("module1")
 F0 = [sys.executable, "-m", "academy.cli"]
+WIDE = {"COLUMNS": "200"}  # rich wraps at 80 columns when piped; keep lines whole
 
 
-def test_check_exits_zero_only_at_full_marks(tmp_path):
-    good = tmp_path / "good.ipynb"
-    nbformat.write(submission(COURSE, MODULE), good)
-    proc = run([*F0, "check", "1", str(good)], COURSE.root)
+def course_copy(tmp_path: Path, levels: list[dict] | None = None) -> Path:
+    """course.yaml, module 1's hidden suite and released notebook; optionally other levels
+    (and then module 1 is the only module)."""
+    root = tmp_path / "course"
+    (root / "autograder").mkdir(parents=True)
+    shutil.copy(COURSE.suite_path(MODULE), root / MODULE.suite)
+    shutil.copytree(COURSE.release_notebook(MODULE).parent, root / "exercises" / MODULE.id)
+    raw = yaml.safe_load((COURSE.root / "course.yaml").read_text())
+    if levels is not None:
+        raw["modules"] = [m for m in raw["modules"] if m["id"] == MODULE.id]
+        raw["levels"] = levels
+    (root / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root
+
+
+BRONZE_IS_MODULE_1 = [
+    {"id": "bronze", "title": "Context Fundamentals", "modules": [1]},
+    {"id": "silver", "title": "Advanced Context Usage", "requires": "bronze", "modules": [5]},
+]
+
+
+def write_solved(path: Path, **kwargs) -> Path:
+    nbformat.write(submission(COURSE, MODULE, **kwargs), path)
+    return path
+
+
+def test_check_exits_zero_only_at_full_marks_and_records_the_result(tmp_path):
+    root = course_copy(tmp_path)
+    good = write_solved(tmp_path / "good.ipynb")
+    proc = run([*F0, "check", "1", str(good)], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Total: 16 / 16" in proc.stdout
-    released = run([*F0, "check", "module1", "--json"], COURSE.root)
+    progress = json.loads((root / ".f0" / "progress.json").read_text())
+    record = progress["modules"]["module1"]
+    assert record["score"] == 16 and record["exercises"]["1.5"] == 6
+    assert record["notebook"] == str(good.resolve())
+    assert len(record["notebook_sha256"]) == 64
+    released = run([*F0, "check", "module1", "--json"], root)
     assert released.returncode == 1
     report = json.loads(released.stdout[released.stdout.index("{") :])
     assert report["score"] == 0 and report["max_points"] == 16
     assert report["exercises"]["1.5"]["cases"][0]["message"]
+    latest = json.loads((root / ".f0" / "progress.json").read_text())["modules"]["module1"]
+    assert latest["score"] == 0
+    assert latest["notebook"] == "exercises/module1/module1_fundamentals.ipynb"
 
 
 def test_check_names_an_unreadable_notebook(tmp_path):
     missing = tmp_path / "nope.ipynb"
-    proc = run([*F0, "check", "module1", str(missing)], COURSE.root)
+    proc = run([*F0, "check", "module1", str(missing)], course_copy(tmp_path))
     assert proc.returncode == 2 and "nope.ipynb" in proc.stdout
 
 
@@ -51,3 +98,149 @@ def test_hints_come_one_more_each_time(tmp_path):
 def test_unknown_module_is_a_clear_error():
     proc = run([*F0, "check", "module42"], COURSE.root)
     assert proc.returncode == 2 and "module1" in proc.stdout
+
+
+def test_progress_shows_scores_the_level_reached_and_what_is_missing(tmp_path):
+    root = course_copy(tmp_path, BRONZE_IS_MODULE_1)
+    fresh = run([*F0, "progress"], root, env=WIDE)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "not checked yet" in fresh.stdout and "Level reached: none yet" in fresh.stdout
+    assert "module 1: not graded yet (needs 12.8 / 16)" in fresh.stdout
+    notebook = write_solved(tmp_path / "mine.ipynb", unsolved=("ex_1_5_solution",))
+    assert run([*F0, "check", "1", str(notebook)], root).returncode == 1
+    partial = run([*F0, "progress"], root, env=WIDE).stdout
+    assert "✗ not yet" in partial and "module 1: 10 / 16, needs 12.8" in partial
+    write_solved(notebook)
+    assert run([*F0, "check", "1", str(notebook)], root).returncode == 0
+    done = run([*F0, "progress"], root, env=WIDE).stdout
+    assert "✓ passed" in done and "Level reached: Bronze (Context Fundamentals)" in done
+    assert "not available yet" in done and "module(s) 5 are not in the course yet" in done
+    notebook.write_text(notebook.read_text().replace("MiniContext", "MyContext"))
+    assert "notebook changed since" in run([*F0, "progress"], root, env=WIDE).stdout
+
+
+def test_watch_rechecks_when_the_notebook_is_saved(tmp_path):
+    root = course_copy(tmp_path)
+    notebook = tmp_path / "watched.ipynb"
+    shutil.copy(COURSE.release_notebook(MODULE), notebook)
+    command = [*F0, "watch", "1", str(notebook), "--interval", "0.1", "--debounce", "0.3"]
+    proc = subprocess.Popen(
+        [*command, "--max-checks", "2"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        progress = root / ".f0" / "progress.json"
+        deadline = time.monotonic() + 120
+        while not progress.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert progress.exists(), "the initial check recorded nothing"
+        write_solved(notebook)  # the learner saves a solved notebook
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, output
+    assert output.index("Total: 0 / 16") < output.index("Total: 16 / 16")
+    assert json.loads(progress.read_text())["modules"]["module1"]["score"] == 16
+
+
+def test_the_watcher_checks_once_per_burst_of_writes(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text("0")
+    now = [0.0]
+    writes = {2: "1", 3: "12", 4: "123", 20: "1234"}  # poll number -> new content
+    polls = [0]
+    checked_at: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        polls[0] += 1
+        if polls[0] in writes:
+            path.write_text(writes[polls[0]])
+
+    watcher = NotebookWatcher(
+        path, lambda: checked_at.append(now[0]), 1.0, 3.0, clock=lambda: now[0], sleep=sleep
+    )
+    assert watcher.run(max_polls=40) == 2
+    assert checked_at == [7.0, 23.0]  # 3 s after the last write of each burst
+    path.unlink()
+    assert watcher.signature() is None and watcher.run(max_polls=5) == 0
+
+
+def test_the_dashboard_shows_progress_and_levels(tmp_path):
+    from academy import manifest
+    from academy.dashboard import ProgressDashboard
+    from academy.progress import ModuleRecord, ProgressStore
+
+    root = course_copy(tmp_path, BRONZE_IS_MODULE_1)
+    dashboard = ProgressDashboard(root)
+    assert "not checked yet" in dashboard.labels["module1"].value
+    assert "data-state='in progress'" in dashboard.levels.value
+    notebook = root / "exercises" / MODULE.id / MODULE.notebook
+    record = ModuleRecord("module1", 16, 16, {}, "2025-01-01T00:00:00Z", str(notebook), "0" * 64)
+    ProgressStore(manifest.load(root)).record(record)
+    dashboard.refresh()
+    assert dashboard.bars["module1"].value == 16
+    assert dashboard.bars["module1"].bar_style == "success"
+    assert "✓ 16 / 16" in dashboard.labels["module1"].value
+    assert "changed since" in dashboard.labels["module1"].value  # the checksum differs
+    assert "data-state='reached'" in dashboard.levels.value
+    assert "data-state='not available yet'" in dashboard.levels.value
+
+
+@pytest.fixture
+def keys_home(tmp_path):
+    return {"XDG_CONFIG_HOME": str(tmp_path / "config"), **WIDE}
+
+
+def test_certify_signs_a_self_assessed_certificate_with_a_local_key(tmp_path, keys_home):
+    root = course_copy(tmp_path, BRONZE_IS_MODULE_1)
+    early = run([*F0, "certify", "--name", "Ada Lovelace"], root, env=keys_home)
+    assert early.returncode == 1 and "No level reached yet" in early.stdout
+    notebook = write_solved(tmp_path / "mine.ipynb")
+    assert run([*F0, "check", "1", str(notebook)], root).returncode == 0
+    proc = run([*F0, "certify", "--name", "Ada Lovelace", "--id", "ada"], root, env=keys_home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Self-assessed" in proc.stdout and "not the course's certificate" in proc.stdout
+    folder = root / ".f0" / "certificates"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"self-assessed-bronze.{ext}" for ext in ("html", "jwt", "pdf", "png")
+    ]
+    key_dir = Path(keys_home["XDG_CONFIG_HOME"]) / "framework0-academy"
+    assert stat.S_IMODE((key_dir / "learner-private.pem").stat().st_mode) == 0o600
+    token = folder / "self-assessed-bronze.jwt"
+    public = key_dir / "learner-public.pem"
+    ok = run([*F0, "verify", str(token), "--public-key", str(public)], root, env=WIDE)
+    assert ok.returncode == 0, ok.stdout
+    assert ok.stdout.startswith("OK: Bronze: Context Fundamentals (self-assessed) for Ada")
+    assert "SELF-ASSESSED: signed by the learner's own key" in ok.stdout
+    assert "SELF-ASSESSED" in (folder / "self-assessed-bronze.html").read_text()
+
+    other = tmp_path / "other"
+    assert run([*F0, "keygen", "--out", str(other)], root).returncode == 0
+    wrong = run([*F0, "verify", str(token), "--public-key", str(other / "issuer-public.pem")], root)
+    assert wrong.returncode == 1 and wrong.stdout.startswith("FAILED: wrong issuer key")
+    text = token.read_text()
+    middle = text.index(".") + 40
+    token.write_text(text[:middle] + ("A" if text[middle] != "A" else "B") + text[middle + 1 :])
+    bad = run([*F0, "verify", str(token), "--public-key", str(public)], root, env=WIDE)
+    assert bad.returncode == 1 and bad.stdout.startswith("FAILED: ")
+    assert "bad signature" in bad.stdout or "malformed" in bad.stdout
+
+
+def test_keygen_writes_private_keys_only_outside_repositories(tmp_path):
+    keys = tmp_path / "keys"
+    proc = run([*F0, "keygen", "--out", str(keys)], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "did:key:z6Mk" in proc.stdout
+    assert stat.S_IMODE((keys / "issuer-private.pem").stat().st_mode) == 0o600
+    again = run([*F0, "keygen", "--out", str(keys)], tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stdout
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    inside = run([*F0, "keygen", "--out", str(repo / "keys")], tmp_path, env=WIDE)
+    assert inside.returncode == 2 and "inside the git repository" in inside.stdout
+    assert not (repo / "keys" / "issuer-private.pem").exists()

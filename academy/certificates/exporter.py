@@ -20,7 +20,7 @@ from traitlets import Integer, Unicode
 
 from academy import manifest
 from academy.certificates.issue import CertificateIssuer, CertificateWriter, GradebookScores
-from academy.certificates.keys import KeyPaths, load_private_key
+from academy.certificates.keys import KeyFileError, KeyPaths, load_private_key
 from academy.certificates.vcjwt import CredentialSigner
 
 __all__ = ["CertificateExporter"]
@@ -43,7 +43,11 @@ class CertificateExporter(ExportPlugin):
     def export(self, gradebook: Gradebook) -> None:
         course = manifest.load()
         out = Path(self.to or "certificates")
-        signer = CredentialSigner(load_private_key(Path(self.key_file).expanduser()))
+        try:
+            signer = CredentialSigner(load_private_key(Path(self.key_file).expanduser()))
+        except KeyFileError as exc:
+            self.log.error("%s (set --CertificateExporter.key_file; see `f0 keygen`)", exc)
+            raise SystemExit(1) from exc
         issuer = CertificateIssuer(
             course,
             CertificateWriter(signer, out),

@@ -25,9 +25,11 @@ from academy.certificates.credential import (
 from academy.certificates.vcjwt import CredentialSigner
 from academy.levels import LevelRules, LevelStatus
 from academy.manifest import Course
+from academy.progress import ModuleRecord
 
 __all__ = [
     "CertificateIssuer",
+    "SelfAssessment",
     "CertificateWriter",
     "GradebookScores",
     "IssueReport",
@@ -172,3 +174,43 @@ class CertificateIssuer:
 
 def _module_ids(status: LevelStatus) -> set[str]:
     return {s.module.id for s in status.modules}
+
+
+class SelfAssessment:
+    """The learner's side: an award from their own recorded ``f0 check`` results."""
+
+    def __init__(self, course: Course, records: dict[str, ModuleRecord]) -> None:
+        self.course = course
+        self.records = records
+        self.rules = LevelRules(course)
+        self.scores = {key: r.score for key, r in records.items()}
+
+    def best(self) -> LevelStatus | None:
+        return self.rules.highest(self.scores)
+
+    def changed_notebooks(self, status: LevelStatus) -> list[str]:
+        """Modules whose notebook changed since it was checked (the award uses the check)."""
+        return [
+            s.module.id
+            for s in status.modules
+            if self.records[s.module.id].notebook_changed(self.course.root)
+        ]
+
+    def award(self, status: LevelStatus, learner: Learner, issuer_id: str) -> Award:
+        notes = {
+            s.module.id: (
+                f"Checked {record.checked_at} with f0 check; notebook {record.notebook}, "
+                f"sha256 {record.notebook_sha256}"
+            )
+            for s in status.modules
+            for record in [self.records[s.module.id]]
+        }
+        return Award(
+            self.course,
+            status,
+            learner,
+            IssuerProfile(issuer_id, f"{learner.name} (self-assessed)"),
+            self_assessed=True,
+            valid_from=datetime.now(timezone.utc).replace(microsecond=0),
+            evidence_notes=notes,
+        )
