@@ -23,6 +23,15 @@ Scriptlet params
     and ``_recipe_dir`` (the recipe's absolute folder; relative paths in ``args``
     resolve against it via ``BaseScriptlet.resolve_path``).
 
+Scriptlets defined in a notebook
+    A class written in a notebook or a test has no importable module. A step whose
+    ``module`` is ``notebook`` (``NOTEBOOK_MODULE``) takes its class from the
+    ``scriptlets`` mapping given to ``run_recipe`` (``{"Loader": Loader}``), by its
+    ``function`` name, instead of importing anything. The caller hands the classes
+    over, so a recipe still cannot make the runner load arbitrary code; a name the
+    mapping lacks refuses the run before anything starts, and a class that is not a
+    ``BaseScriptlet`` makes the step ``not_run``, exactly as for imported classes.
+
 Timeouts
     A step with ``timeout`` runs in a daemon thread; after ``timeout`` seconds the
     runner stops waiting and fails the attempt. Python cannot kill a thread, so the
@@ -39,7 +48,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -57,10 +66,18 @@ from framework0.logger import get_logger
 from framework0.recipe_parser import load_recipe, parse_recipe
 from framework0.scriptlets.base import BaseScriptlet
 
-__all__ = ["DEFAULT_ALLOWED_PACKAGES", "ENV_ALLOWED_PACKAGES", "main", "run_recipe"]
+__all__ = [
+    "DEFAULT_ALLOWED_PACKAGES",
+    "ENV_ALLOWED_PACKAGES",
+    "NOTEBOOK_MODULE",
+    "main",
+    "run_recipe",
+]
 
 DEFAULT_ALLOWED_PACKAGES: tuple[str, ...] = ("framework0.scriptlets",)
 ENV_ALLOWED_PACKAGES = "FRAMEWORK0_ALLOWED_PACKAGES"
+NOTEBOOK_MODULE = "notebook"
+"""A step's ``module`` that means: take ``function`` from ``run_recipe(scriptlets=...)``."""
 _WHO = "runner"
 
 
@@ -72,6 +89,7 @@ def run_recipe(
     dry_run: bool = False,
     ctx: Context | None = None,
     allowed_packages: Iterable[str] | str | None = None,
+    scriptlets: Mapping[str, type[BaseScriptlet]] | None = None,
 ) -> Context:
     """Run the recipe at ``recipe_path`` and return the context its steps filled.
 
@@ -80,6 +98,8 @@ def run_recipe(
     Scriptlet modules must live in ``framework0.scriptlets``, a package listed in the
     ``FRAMEWORK0_ALLOWED_PACKAGES`` environment variable (comma-separated) or one in
     ``allowed_packages``; a recipe cannot make the runner import arbitrary code.
+    ``scriptlets`` maps class names to classes for steps whose ``module`` is
+    ``notebook``: scriptlets defined in a notebook or a test, which cannot be imported.
     """
     log = get_logger("framework0.runner", debug)
     recipe = load_recipe(recipe_path)
@@ -87,6 +107,7 @@ def run_recipe(
     recipe_dir = Path(recipe_path).resolve().parent
     ctx = Context() if ctx is None else ctx
     allowed = _allowed_packages(allowed_packages)
+    given = dict(scriptlets or {})  # a copy: the classes are fixed when the run starts
 
     graph = DependencyGraph()
     for name, step in steps.items():
@@ -98,7 +119,10 @@ def run_recipe(
     try:
         plan = _plan(graph, only_names, skip_names)
         for name in plan:
-            _check_allowed(steps[name], allowed)
+            if steps[name]["module"] == NOTEBOOK_MODULE:
+                _check_given(steps[name], given)
+            else:
+                _check_allowed(steps[name], allowed)
     except RunError as exc:
         _fail(ctx, exc, "plan", log)
     ctx.set("run.plan", plan, who=_WHO)
@@ -120,7 +144,7 @@ def run_recipe(
             steps[name]["function"],
         )
         try:
-            _run_step(steps[name], ctx, recipe_dir, log)
+            _run_step(steps[name], ctx, recipe_dir, log, given)
         except RunError as exc:
             _fail(ctx, exc, "run", log)
     log.info(
@@ -200,20 +224,34 @@ def _check_allowed(step: dict[str, Any], allowed: tuple[str, ...]) -> None:
         )
 
 
-# ---------------------------------------------------------------------- running
-def _load(step: dict[str, Any]) -> BaseScriptlet:
-    name, module_name, attr = step["name"], step["module"], step["function"]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise StepNotRunError(name, f"cannot import module {module_name!r}: {exc}") from exc
-    except Exception as exc:
+def _check_given(step: dict[str, Any], given: dict[str, Any]) -> None:
+    """A notebook step needs its class in ``scriptlets``: known before anything runs."""
+    if step["function"] not in given:
+        names = ", ".join(sorted(map(str, given))) or "none"
         raise StepNotRunError(
-            name, f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
-        ) from exc
-    cls = getattr(module, attr, None)
-    if cls is None:
-        raise StepNotRunError(name, f"module {module_name!r} has no {attr!r}")
+            step["name"],
+            f"module {NOTEBOOK_MODULE!r} takes its class from run_recipe(scriptlets=...), "
+            f"which has no {step['function']!r} (given: {names})",
+        )
+
+
+# ---------------------------------------------------------------------- running
+def _load(step: dict[str, Any], given: dict[str, Any]) -> BaseScriptlet:
+    name, module_name, attr = step["name"], step["module"], step["function"]
+    if module_name == NOTEBOOK_MODULE:
+        cls = given.get(attr)  # present: the plan checked it
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            raise StepNotRunError(name, f"cannot import module {module_name!r}: {exc}") from exc
+        except Exception as exc:
+            raise StepNotRunError(
+                name, f"importing module {module_name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
+        cls = getattr(module, attr, None)
+        if cls is None:
+            raise StepNotRunError(name, f"module {module_name!r} has no {attr!r}")
     if not (isinstance(cls, type) and issubclass(cls, BaseScriptlet)):
         raise StepNotRunError(
             name, f"{module_name}.{attr} is not a BaseScriptlet subclass (got {cls!r})"
@@ -226,13 +264,15 @@ def _load(step: dict[str, Any]) -> BaseScriptlet:
         ) from exc
 
 
-def _run_step(step: dict[str, Any], ctx: Context, recipe_dir: Path, log: Any) -> None:
+def _run_step(
+    step: dict[str, Any], ctx: Context, recipe_dir: Path, log: Any, given: dict[str, Any]
+) -> None:
     name = step["name"]
     status = f"run.steps.{name}"
     ctx.set(f"{status}.status", "running", who=_WHO)
     params = {**step["args"], "_step": name, "_recipe_dir": str(recipe_dir)}
     try:
-        scriptlet = _load(step)
+        scriptlet = _load(step, given)
         try:
             scriptlet.validate(ctx, copy.deepcopy(params))
         except Exception as exc:

@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from framework0.errors import (
     StepNotRunError,
     UnknownTaskError,
 )
-from framework0.runner import run_recipe
+from framework0.runner import NOTEBOOK_MODULE, run_recipe
+from framework0.scriptlets import BaseScriptlet
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "framework0" / "recipes" / "example_numbers.yaml"
@@ -395,3 +396,72 @@ def test_cli_user_mistakes_exit_2_without_traceback(
         assert len(summary["error"]["problems"]) == 5
     if error_type == "RecipeError":
         assert "does/not/exist.yaml" in summary["error"]["message"]
+
+
+# ---------------------------------------------------------------- notebook scriptlets
+class Greet(BaseScriptlet):
+    """A scriptlet no module can import, as if written in a notebook cell."""
+
+    def run(self, ctx: Context, params: Mapping[str, Any]) -> int:
+        ctx.set("trace", [*ctx.get("trace", []), params["_step"]], who=self.step_name(params))
+        ctx.set(f"{params['_step']}.greeting", f"hello {params.get('to', 'world')}", who="x")
+        return 0
+
+
+class Plain:
+    def run(self, ctx: Context, params: Mapping[str, Any]) -> int:  # pragma: no cover
+        return 0
+
+
+def test_notebook_steps_take_their_class_from_scriptlets(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {"name": "second", "module": NOTEBOOK_MODULE, "function": "Greet", "depends_on": ["a"]},
+        {"name": "a"},  # an imported step beside notebook steps
+        {"name": "third", "module": NOTEBOOK_MODULE, "function": "Greet", "args": {"to": "you"}},
+    )
+    ctx = run(path, scriptlets={"Greet": Greet})
+    assert ctx.get("trace") == ["a", "second", "third"]
+    assert ctx.get("third.greeting") == "hello you"
+    assert ctx.get("run.steps.second.status") == "ok"
+    # no allow-list entry is needed: nothing is imported
+    assert run_recipe(path, only=["third"], scriptlets={"Greet": Greet}).get("trace") == ["third"]
+
+
+def test_a_name_missing_from_scriptlets_refuses_the_run_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path, {"name": "a"}, {"name": "b", "module": NOTEBOOK_MODULE, "function": "Gone"}
+    )
+    for given in (None, {"Greet": Greet}):
+        with pytest.raises(StepNotRunError) as info:
+            run(path, scriptlets=given)
+        assert str(info.value).startswith(
+            "step 'b': module 'notebook' takes its class from run_recipe(scriptlets=...), "
+            "which has no 'Gone' (given: "
+        )
+        ctx = info.value.ctx  # type: ignore[attr-defined]
+        assert ctx.get("run.error")["phase"] == "plan" and "trace" not in ctx
+    with pytest.raises(StepNotRunError, match=r"\(given: Greet\)"):
+        run(path, scriptlets={"Greet": Greet}, dry_run=True)
+    assert run(path, scriptlets={"Greet": Greet}, only=["a"]).get("trace") == ["a"]
+
+
+def test_notebook_classes_are_checked_like_imported_ones(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, {"name": "a"}, {"name": "b", "module": NOTEBOOK_MODULE, "function": "Plain"}
+    )
+    for bad in (Plain, Greet(), "Greet"):
+        with pytest.raises(StepNotRunError, match="notebook.Plain is not a BaseScriptlet subclass"):
+            run(path, scriptlets={"Plain": bad})
+    ctx = Context()
+    with pytest.raises(StepNotRunError):
+        run(path, ctx=ctx, scriptlets={"Plain": Plain})
+    assert ctx.get("run.steps.b.status") == "not_run" and ctx.get("trace") == ["a"]
+
+
+def test_scriptlets_do_not_replace_imported_classes(tmp_path: Path) -> None:
+    path = write(tmp_path, {"name": "a", "function": "Greet"})  # module scriptlets_for_tests
+    with pytest.raises(StepNotRunError, match="module 'scriptlets_for_tests' has no 'Greet'"):
+        run(path, scriptlets={"Greet": Greet})
