@@ -226,7 +226,10 @@ def test_the_sandbox_hides_the_course_and_the_network():
 
 
 def test_learner_cells_do_not_inherit_the_workers_future_imports():
-    source = "from dataclasses import dataclass\n@dataclass\nclass Point:\n    x: int\n"
+    source = (
+        "from __future__ import annotations\nfrom dataclasses import dataclass\n"
+        "@dataclass\nclass Point:\n    x: int\n"
+    )
     with Learner(cells(source + "def build():\n    return Point(2).x\n")) as bridge:
         assert bridge.load_problems == []
         assert bridge.build() == 2

@@ -28,12 +28,17 @@ class Worker:
 
     def __init__(self, progress: Any = None) -> None:
         self.progress = progress or (lambda index: None)
-        self.namespace: dict[str, Any] = {
-            "__name__": "__learner__",
-            "__builtins__": builtins,
-            "display": _display,  # notebook code may call these outside a kernel
-            "get_ipython": lambda: None,
-        }
+        # A real module, so dataclasses, typing.get_type_hints and pickle find learner classes.
+        module = types.ModuleType("__learner__")
+        sys.modules["__learner__"] = module
+        self.namespace: dict[str, Any] = module.__dict__
+        self.namespace.update(
+            {
+                "__builtins__": builtins,
+                "display": _display,  # notebook code may call these outside a kernel
+                "get_ipython": lambda: None,
+            }
+        )
         self.objects: dict[int, Any] = {}
         self.next_handle = 1
 
