@@ -29,7 +29,7 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval solutions \
 	    --nbval-sanitize-with nbval_sanitize.cfg
 

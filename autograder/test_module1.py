@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from academy.bridge.client import Remote, expr
-from academy.grading.cases import case, check, raises
+from academy.bridge.client import expr
+from academy.grading.cases import case, check, is_a, make_context, raises
 
 SEED_KEYS = {
     "user.profile.name": "Bob Smith",
@@ -27,18 +27,6 @@ SEED_KEYS = {
     "app.session.expires": "2024-12-31T23:59:59Z",
     "app.metrics.page_views": 42,
 }
-
-
-def make_context(learner, items, who="grader"):
-    """A framework0 Context built in the learner's process (the notebook imports Context)."""
-    ctx = learner.Context()
-    for key, value in items.items():
-        ctx.set(key, value, who=who)
-    return ctx
-
-
-def is_a(learner, obj, class_name):
-    return isinstance(obj, Remote) and class_name in learner.builtin("mro", obj)
 
 
 def untouched(ctx):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from academy.bridge.client import Remote, expr
-from academy.grading.cases import case, check, raises
+from academy.bridge.client import expr
+from academy.grading.cases import case, check, is_a, raises
 
 WORKFLOW = [
     ("customer", "order.id", "ORD123"),
@@ -39,10 +39,6 @@ def context_with(learner, writes):
     for who, key, value in writes:
         ctx.set(key, value, who=who)
     return ctx
-
-
-def is_a(learner, obj, class_name):
-    return isinstance(obj, Remote) and class_name in learner.builtin("mro", obj)
 
 
 def untouched(ctx):

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from academy.bridge.client import LearnerError, LearnerException, Remote, expr
-from academy.grading.cases import CaseFailed, case, check, raises
+from academy.bridge.client import LearnerError, LearnerException, expr
+from academy.grading.cases import CaseFailed, case, check, is_a, make_context, raises
 
 
 # --------------------------------------------------------------------------- helpers
@@ -42,18 +42,6 @@ def folder(learner) -> Iterator[Path]:
     path = shared_folder(learner)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def make_context(learner, items: dict[str, Any]):
-    """A framework0 Context built in the learner's process (the notebook imports Context)."""
-    ctx = learner.Context()
-    for key, value in items.items():
-        ctx.set(key, value, who="grader")
-    return ctx
-
-
-def is_a(learner, obj, class_name: str) -> bool:
-    return isinstance(obj, Remote) and class_name in learner.builtin("mro", obj)
 
 
 def listing(path: Path) -> list[str]:

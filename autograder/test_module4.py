@@ -18,23 +18,11 @@ import shutil
 import tempfile
 import time
 
-from academy.bridge.client import Remote, expr
-from academy.grading.cases import case, check, raises
+from academy.bridge.client import expr
+from academy.grading.cases import case, check, is_a, make_context, raises
 
 MAX_SAFE_INTEGER = 2**53 - 1
 RECORD_FIELDS = ["fix", "key", "kind", "path", "problem"]
-
-
-def make_context(learner, items, who="grader"):
-    """A framework0 Context built in the learner's process (the setup cell imports Context)."""
-    ctx = learner.Context()
-    for key, value in items.items():
-        ctx.set(key, value, who=who)
-    return ctx
-
-
-def is_a(learner, obj, class_name):
-    return isinstance(obj, Remote) and class_name in learner.builtin("mro", obj)
 
 
 def checksum(data):

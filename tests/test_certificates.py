@@ -44,6 +44,9 @@ from academy.certificates.vcjwt import CredentialSigner, CredentialVerifier, Ver
 from academy.levels import LevelRules, LevelState
 from academy.manifest import Course, Exercise, Level, ManifestError, Module
 
+# One xdist worker runs this whole file, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("certificates")
+
 COURSE = course()
 MODULE1 = COURSE.module("module1")
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -17,8 +17,8 @@ MODULES = list(COURSE.modules)
 MIN_MUTANTS = 10
 
 
-def grade(module, nb):
-    return run_hidden_suite(COURSE, module, nb)
+def grade(module, nb, only=None):
+    return run_hidden_suite(COURSE, module, nb, only=only)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.id)
@@ -63,7 +63,9 @@ CATALOGUE = [
     ("module", "mutant"), CATALOGUE, ids=[f"{m.id}:{mutant['id']}" for m, mutant in CATALOGUE]
 )
 def test_mutant_loses_points(module, mutant):
-    report = grade(module, apply_mutant(COURSE, module, mutant))
+    # Only the exercises the mutant must lose points on are graded: the verdict is the same
+    # and the catalogue runs several times faster.
+    report = grade(module, apply_mutant(COURSE, module, mutant), only=set(mutant["loses"]))
     lost = {key for key, r in report.exercises.items() if r.score < r.exercise.points}
     assert set(mutant["loses"]) <= lost, (
         f"{mutant['id']} ({mutant['about']}) kept full marks on "

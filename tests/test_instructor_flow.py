@@ -17,6 +17,9 @@ from course_tools import course, run, submission
 
 from academy.build import copy_course
 
+# One xdist worker runs this whole file, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("instructor_flow")
+
 COURSE = course()
 MODULE = COURSE.module("module1")
 FULL = MODULE.points  # 16: 1.1=2, 1.2=2, 1.3=3, 1.4=3, 1.5=6

@@ -27,6 +27,9 @@ from framework0.errors import (
 from framework0.runner import NOTEBOOK_MODULE, run_recipe
 from framework0.scriptlets import BaseScriptlet
 
+# One xdist worker runs this whole file, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("runner")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "framework0" / "recipes" / "example_numbers.yaml"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-__all__ = ["CaseFailed", "case", "check", "raises"]
+__all__ = ["CaseFailed", "case", "check", "is_a", "make_context", "raises"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,3 +57,18 @@ def raises(call: Callable[[], Any], builtin: str, detail: str = "") -> Any:
             return exc
         raise CaseFailed(f"{detail} (it raised {exc.type} instead of {builtin})".strip()) from exc
     raise CaseFailed(f"{detail} (nothing was raised; it returned {value!r})".strip())
+
+
+def is_a(learner: Any, obj: Any, class_name: str) -> bool:
+    """Is ``obj`` a learner object of class ``class_name`` (or a subclass)? Never trusts ``obj``."""
+    from academy.bridge.client import Remote
+
+    return isinstance(obj, Remote) and class_name in learner.builtin("mro", obj)
+
+
+def make_context(learner: Any, items: dict[str, Any], who: str | None = "grader") -> Any:
+    """A framework0 Context built in the learner's process (the notebook's setup imports it)."""
+    ctx = learner.Context()
+    for key, value in items.items():
+        ctx.set(key, value, who=who)
+    return ctx

@@ -31,11 +31,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--f0-cells", help="JSON file: the learner's code cells, in order")
     group.addoption("--f0-report", help="where to write the JSON report")
     group.addoption("--f0-limits", default="{}", help="JSON object of academy Limits fields")
+    group.addoption("--f0-only", default="", help="comma-separated exercise ids to grade")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "f0_case(exercise, points, message): a graded case")
     config._f0_results = []  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    only = {e for e in config.getoption("--f0-only").split(",") if e}
+    if not only:
+        return
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("f0_case")
+        (keep if marker and marker.kwargs["exercise"] in only else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
 
 
 @pytest.fixture(scope="session")
