@@ -29,7 +29,8 @@ from academy import manifest  # noqa: E402
 from academy.levels import LevelRules, LevelState, pass_mark, passes  # noqa: E402
 from academy.progress import ModuleRecord, ProgressError, ProgressStore  # noqa: E402
 
-console = Console(stderr=False, highlight=False, emoji=False)  # did:key: is no emoji
+# soft_wrap: paths and messages stay on one line, whatever the width (pipes, CI logs)
+console = Console(stderr=False, highlight=False, emoji=False, soft_wrap=True)  # did:key: no emoji
 
 
 class UsageError(Exception):
