@@ -28,6 +28,7 @@ from rich.table import Table  # noqa: E402
 from academy import manifest  # noqa: E402
 from academy.levels import LevelRules, LevelState, pass_mark, passes  # noqa: E402
 from academy.progress import ModuleRecord, ProgressError, ProgressStore  # noqa: E402
+from framework0.persistence import atomic_write  # noqa: E402
 
 # soft_wrap: paths and messages stay on one line, whatever the width (pipes, CI logs)
 console = Console(stderr=False, highlight=False, emoji=False, soft_wrap=True)  # did:key: no emoji
@@ -193,7 +194,7 @@ def cmd_hint(args: argparse.Namespace) -> int:
         console.print("(that was the last hint)")
     state[key] = shown + 1
     state_file.parent.mkdir(exist_ok=True)
-    state_file.write_text(json.dumps(state, indent=2))
+    atomic_write(state_file, json.dumps(state, indent=2).encode("utf-8"))
     return 0
 
 
