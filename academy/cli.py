@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -359,6 +360,64 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_autograde(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from academy.grading.parallel import grade_in_parallel, submitted_students
+
+    course = manifest.load()
+    students = args.student or submitted_students(course.root, args.assignment)
+    if not students:
+        console.print(f"[red]no submissions in submitted/*/{args.assignment}[/red]")
+        return 2
+    columns = (
+        TextColumn("grading {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(args.assignment, total=len(students))
+        try:
+            results = grade_in_parallel(
+                course.root,
+                args.assignment,
+                students,
+                args.workers,
+                args.force,
+                tuple(args.nbgrader_args),
+                on_result=lambda _: bar.advance(task),
+            )
+        except FileNotFoundError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+            return 2
+    table = Table(title=f"{args.assignment}: {len(results)} submissions")
+    for column in ("student", "status", "score", "flagged", "seconds"):
+        table.add_column(column)
+    for r in sorted(results, key=lambda r: r.student):
+        score = "" if r.score is None else f"{r.score:g} / {r.max_score:g}"
+        table.add_row(
+            r.student,
+            r.status,
+            score,
+            "yes" if r.flagged else "",
+            f"{r.seconds:.1f}" if r.seconds else "",
+        )
+    console.print(table)
+    for r in results:
+        if r.status == "failed":
+            console.print(f"[red]{r.student}: nbgrader could not grade it:[/red]\n{r.error}")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
 def cmd_stale(args: argparse.Namespace) -> int:
     from academy.build import GENERATE_COMMAND, stale_files
 
@@ -431,6 +490,25 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="rebuild exercises/ and solutions/ (authors)")
     gen.add_argument("modules", nargs="*", help="module ids (default: all)")
     gen.set_defaults(func=cmd_generate)
+    grade = sub.add_parser(
+        "autograde",
+        help="autograde every submission in parallel (instructors)",
+        description="Runs `nbgrader autograde --student=S` for each submission in parallel, "
+        "each against a private copy of the gradebook, and saves each student's grades into "
+        "gradebook.db as soon as they finish (one writer). Interrupted runs keep finished "
+        "grades; running again grades only the rest.",
+    )
+    grade.add_argument("assignment", help="module id, e.g. module1")
+    grade.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel graders (default: the number of cores)",
+    )
+    grade.add_argument("--student", action="append", help="grade only these students")
+    grade.add_argument("--force", action="store_true", help="regrade students already saved")
+    grade.add_argument("nbgrader_args", nargs="*", help="extra nbgrader options, after --")
+    grade.set_defaults(func=cmd_autograde)
     stale = sub.add_parser("stale", help="fail when exercises/ or solutions/ are out of date")
     stale.set_defaults(func=cmd_stale)
     return p

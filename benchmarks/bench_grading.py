@@ -1,0 +1,104 @@
+"""Parallel `f0 autograde` against sequential stock `nbgrader autograde`, in the same run.
+
+Builds a temporary copy of the course with N module-1 submissions (a mix of complete and
+partial work), grades them sequentially with `nbgrader autograde` and in parallel with
+`f0 autograde --workers W` (two separate gradebooks), checks both give the same grades, and
+prints the speed-up and the per-submission overhead over executing the notebook alone.
+
+    python benchmarks/bench_grading.py [--submissions 30] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from course_tools import course, submission  # noqa: E402
+
+from academy.build import copy_course  # noqa: E402
+
+
+def sh(command: list[str], cwd: Path) -> float:
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def scores(root: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        return {s.student.id: s.score for s in gb.find_assignment("module1").submissions}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--submissions", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    c = course()
+    module = c.module("module1")
+    variants = [(), ("ex_1_5_solution",), ("ex_1_3_solution", "ex_1_4_solution")]
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = []
+        for name in ("sequential", "parallel"):
+            Path(tmp, name).mkdir()
+            root = copy_course(c, Path(tmp, name))
+            sh(["nbgrader", "generate_assignment", "module1", "--force"], root)
+            for i in range(args.submissions):
+                folder = root / "submitted" / f"s{i:02d}" / "module1"
+                folder.mkdir(parents=True)
+                nb = submission(c, module, unsolved=variants[i % len(variants)])
+                nbformat.write(nb, folder / module.notebook)
+            roots.append(root)
+        nb = nbformat.read(roots[0] / "submitted" / "s00" / "module1" / module.notebook, 4)
+        start = time.perf_counter()
+        NotebookClient(
+            nb, timeout=60, shutdown_kernel="immediate", resources={"metadata": {"path": tmp}}
+        ).execute()
+        bare = time.perf_counter() - start
+        sequential = sh(["nbgrader", "autograde", "module1"], roots[0])
+        parallel = sh(
+            [
+                sys.executable,
+                "-m",
+                "academy.cli",
+                "autograde",
+                "module1",
+                "--workers",
+                str(args.workers),
+            ],
+            roots[1],
+        )
+        same = scores(roots[0]) == scores(roots[1])
+        shutil.rmtree(tmp, ignore_errors=True)
+    n = args.submissions
+    print(f"{n} submissions of module 1, {args.workers} workers, {os.cpu_count()} cores")
+    print(f"  sequential nbgrader autograde : {sequential:7.1f} s  ({sequential / n:.2f} s each)")
+    print(f"  parallel f0 autograde         : {parallel:7.1f} s  ({parallel / n:.2f} s each)")
+    print(f"  speed-up                      : {sequential / parallel:7.2f}x  (goal >= 1.8x)")
+    print(f"  bare kernel start + execution : {bare:7.2f} s per notebook")
+    print(
+        f"  grading overhead over bare    : {sequential / n / bare:7.2f}x sequential, "
+        f"{parallel * args.workers / n / bare:.2f}x per worker in parallel"
+    )
+    print(f"  same grades in both gradebooks: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

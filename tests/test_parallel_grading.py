@@ -1,0 +1,110 @@
+"""f0 autograde: parallel workers, one gradebook writer, the same grades as nbgrader alone."""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+import pytest
+from course_tools import course, run, submission
+
+from academy.build import copy_course
+
+pytestmark = pytest.mark.xdist_group("parallel_grading")
+
+COURSE = course()
+MODULE = COURSE.module("module1")
+F0 = [sys.executable, "-m", "academy.cli"]
+
+SUBMISSIONS = {
+    "ana": (lambda: submission(COURSE, MODULE), 16.0),
+    "ben": (lambda: submission(COURSE, MODULE, unsolved=("ex_1_5_solution",)), 10.0),
+    "cai": (
+        lambda: submission(COURSE, MODULE, unsolved=("ex_1_3_solution", "ex_1_4_solution")),
+        10.0,
+    ),
+    "dee": (lambda: nbformat.read(COURSE.release_notebook(MODULE), as_version=4), 0.0),
+}
+
+
+def scores(root):
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        found = {}
+        for student in SUBMISSIONS:
+            sub = gb.find_submission(MODULE.id, student)
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            assert all(g.auto_score is not None and not g.needs_manual_grade for g in grades)
+            found[student] = sub.score
+        return found
+
+
+def test_parallel_grades_equal_the_deserved_scores_and_rerunning_is_idempotent(tmp_path):
+    root = copy_course(COURSE, tmp_path)
+    assert run(["nbgrader", "generate_assignment", MODULE.id, "--force"], root).returncode == 0
+    for student, (build, _) in SUBMISSIONS.items():
+        folder = root / "submitted" / student / MODULE.id
+        folder.mkdir(parents=True)
+        nbformat.write(build(), folder / MODULE.notebook)
+
+    first = run([*F0, "autograde", MODULE.id, "--workers", "2"], root)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert scores(root) == {s: expected for s, (_, expected) in SUBMISSIONS.items()}
+    for student in SUBMISSIONS:
+        assert (root / "autograded" / student / MODULE.id / MODULE.notebook).is_file()
+
+    again = run([*F0, "autograde", MODULE.id, "--workers", "2"], root)
+    assert again.returncode == 0
+    assert again.stdout.count("skipped") == len(SUBMISSIONS)
+    assert scores(root) == {s: expected for s, (_, expected) in SUBMISSIONS.items()}
+
+
+def test_missing_gradebook_is_a_clear_error(tmp_path):
+    root = copy_course(COURSE, tmp_path)
+    folder = root / "submitted" / "ana" / MODULE.id
+    folder.mkdir(parents=True)
+    nbformat.write(submission(COURSE, MODULE), folder / MODULE.notebook)
+    proc = run([*F0, "autograde", MODULE.id], root)
+    assert proc.returncode == 2
+    assert "generate_assignment" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_an_interrupted_run_keeps_finished_grades_and_resumes(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    root = copy_course(COURSE, tmp_path)
+    assert run(["nbgrader", "generate_assignment", MODULE.id, "--force"], root).returncode == 0
+    for student, (build, _) in SUBMISSIONS.items():
+        folder = root / "submitted" / student / MODULE.id
+        folder.mkdir(parents=True)
+        nbformat.write(build(), folder / MODULE.notebook)
+    proc = subprocess.Popen(
+        [*F0, "autograde", MODULE.id, "--workers", "1"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not saved_students(root):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    finished = saved_students(root)
+    assert finished and len(finished) < len(SUBMISSIONS), finished
+    resumed = run([*F0, "autograde", MODULE.id, "--workers", "2"], root)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert resumed.stdout.count("skipped") >= len(finished)
+    assert scores(root) == {s: expected for s, (_, expected) in SUBMISSIONS.items()}
+
+
+def saved_students(root):
+    from nbgrader.api import Gradebook
+
+    from academy.grading.parallel import is_saved
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        return [s for s in SUBMISSIONS if is_saved(gb, MODULE.id, s)]
