@@ -30,7 +30,7 @@ import nbformat
 
 from academy.manifest import Course, ManifestError, Module
 
-__all__ = ["GENERATE_COMMAND", "BuildError", "generate", "stale_files"]
+__all__ = ["GENERATE_COMMAND", "BuildError", "generate", "stale_files", "tool_env"]
 
 GENERATE_COMMAND = "make generate"
 COURSE_FILES = ("course.yaml", "jupyter_config.py", "nbgrader_config.py")
@@ -53,11 +53,20 @@ def _assignments(course: Course, modules: list[Module]) -> list[str]:
     return [m.id for m in modules]
 
 
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with the interpreter's bin folder first on PATH.
+
+    nbgrader runs ``alembic`` (and we run ``nbgrader``) by name; without the folder on PATH a
+    first run leaves a gradebook without its version table.
+    """
+    env = dict(os.environ, **(extra or {}))
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return env
+
+
 def _nbgrader(course: Course, *args: str) -> None:
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    command = [str(bin_dir / "nbgrader"), *args, "--force", "--log-level=WARN"]
-    proc = subprocess.run(command, cwd=course.root, env=env, capture_output=True, text=True)
+    command = [str(Path(sys.executable).parent / "nbgrader"), *args, "--force", "--log-level=WARN"]
+    proc = subprocess.run(command, cwd=course.root, env=tool_env(), capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"`nbgrader {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
 

@@ -27,14 +27,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from course_tools import course, submission  # noqa: E402
 
-from academy.build import copy_course  # noqa: E402
+from academy.build import copy_course, tool_env  # noqa: E402
 
 
 def sh(command: list[str], cwd: Path) -> float:
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.perf_counter()
-    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    subprocess.run(command, cwd=cwd, env=tool_env(), check=True, capture_output=True)
     return time.perf_counter() - start
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import nbformat
 import yaml
 
 from academy import manifest
+from academy.build import tool_env
 from academy.manifest import Course, Module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,11 +78,8 @@ def run(
     command: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run ``command`` with this environment's bin folder first on PATH (plus ``env``)."""
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, **(env or {}))
-    env["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     return subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        command, cwd=cwd, env=tool_env(env), capture_output=True, text=True, timeout=timeout
     )
 
 

@@ -40,13 +40,19 @@ def scores(root):
         return found
 
 
-def test_parallel_grades_equal_the_deserved_scores_and_rerunning_is_idempotent(tmp_path):
+def course_with_submissions(tmp_path):
+    """A temporary course, released, with every entry of SUBMISSIONS submitted."""
     root = copy_course(COURSE, tmp_path)
     assert run(["nbgrader", "generate_assignment", MODULE.id, "--force"], root).returncode == 0
     for student, (build, _) in SUBMISSIONS.items():
         folder = root / "submitted" / student / MODULE.id
         folder.mkdir(parents=True)
         nbformat.write(build(), folder / MODULE.notebook)
+    return root
+
+
+def test_parallel_grades_equal_the_deserved_scores_and_rerunning_is_idempotent(tmp_path):
+    root = course_with_submissions(tmp_path)
 
     first = run([*F0, "autograde", MODULE.id, "--workers", "2"], root)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -75,12 +81,7 @@ def test_an_interrupted_run_keeps_finished_grades_and_resumes(tmp_path):
     import subprocess
     import time
 
-    root = copy_course(COURSE, tmp_path)
-    assert run(["nbgrader", "generate_assignment", MODULE.id, "--force"], root).returncode == 0
-    for student, (build, _) in SUBMISSIONS.items():
-        folder = root / "submitted" / student / MODULE.id
-        folder.mkdir(parents=True)
-        nbformat.write(build(), folder / MODULE.notebook)
+    root = course_with_submissions(tmp_path)
     proc = subprocess.Popen(
         [*F0, "autograde", MODULE.id, "--workers", "1"],
         cwd=root,

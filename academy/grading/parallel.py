@@ -25,6 +25,8 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
+from academy.build import tool_env
+
 __all__ = ["StudentResult", "grade_in_parallel", "is_saved", "submitted_students"]
 
 
@@ -185,8 +187,7 @@ def _autograde_batch(
     nbgrader_args: tuple[str, ...],
     processes: dict[int, subprocess.Popen[str]],
 ) -> list[StudentResult]:
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = tool_env()
     others = ",".join(s for s in everyone if s not in batch)
     command = [
         sys.executable,

@@ -47,6 +47,16 @@ __all__ = [
 REFLECTION_TAG = "reflection-answer"
 
 
+def sandbox_setting(default: str, what: str) -> Enum:
+    """The one sandbox setting every step that runs notebook code has, with its help text."""
+    return Enum(
+        list(MODES),
+        default_value=default,
+        help=f"Run {what} in bubblewrap: 'auto' when available (else unsandboxed, with a "
+        "warning), 'require' (refuse to run without it) or 'off'.",
+    ).tag(config=True)
+
+
 class ClearReflectionAnswers(NbGraderPreprocessor):
     """Remove cells tagged ``reflection-answer``: worked answers belong to solutions only."""
 
@@ -63,12 +73,7 @@ class ExecuteWithinLimits(Execute):
     kernel_memory_mb = Integer(
         4096, help="Address-space limit for the learner's kernel, in MiB (0: no limit)."
     ).tag(config=True)
-    sandbox = Enum(
-        list(MODES),
-        default_value="auto",
-        help="Run the learner's kernel in bubblewrap: 'auto' when available, 'require' "
-        "(refuse to run without it) or 'off'.",
-    ).tag(config=True)
+    sandbox = sandbox_setting("auto", "the learner's kernel")
     kernel_cpu_seconds = Integer(
         900,
         help="CPU-time limit for the learner's kernel, in seconds (0: no limit). It ends "
@@ -136,9 +141,7 @@ class ExecuteReference(ExecuteWithinLimits):
     generate_solution runs it unsandboxed.
     """
 
-    sandbox = Enum(list(MODES), default_value="off", help="Sandbox for solution notebooks.").tag(
-        config=True
-    )
+    sandbox = sandbox_setting("off", "the solution notebooks")
 
 
 class ScoreHiddenSuites(NbGraderPreprocessor):
@@ -159,12 +162,7 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
     cpu_seconds = Integer(120, help="CPU-time cap for the learner's code while graded.").tag(
         config=True
     )
-    sandbox = Enum(
-        list(MODES),
-        default_value="auto",
-        help="Run learner code in bubblewrap: 'auto' when available (else grade unsandboxed, "
-        "with a warning), 'require' (refuse to grade without it) or 'off'.",
-    ).tag(config=True)
+    sandbox = sandbox_setting("auto", "the learner's code while the hidden suite grades it")
     suite_timeout = Float(600.0, help="Wall-clock cap for one notebook's whole hidden suite.").tag(
         config=True
     )
