@@ -507,7 +507,11 @@ def parser() -> argparse.ArgumentParser:
     )
     grade.add_argument("--student", action="append", help="grade only these students")
     grade.add_argument("--force", action="store_true", help="regrade students already saved")
-    grade.add_argument("nbgrader_args", nargs="*", help="extra nbgrader options, after --")
+    grade.add_argument(
+        "nbgrader_args",
+        nargs="*",
+        help="extra nbgrader options, after -- (e.g. -- --ExecuteWithinLimits.timeout=60)",
+    )
     grade.set_defaults(func=cmd_autograde)
     stale = sub.add_parser("stale", help="fail when exercises/ or solutions/ are out of date")
     stale.set_defaults(func=cmd_stale)
@@ -517,7 +521,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from academy.certificates.keys import KeyFileError
 
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse drops "--" inside a subcommand: what follows it goes to nbgrader untouched.
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser().parse_args(argv[: len(argv) - len(extra) - 1] if "--" in argv else argv)
+    if extra:
+        if not hasattr(args, "nbgrader_args"):
+            parser().error(f"{args.command} takes no options after --")
+        args.nbgrader_args = [*args.nbgrader_args, *extra]
     try:
         return args.func(args)
     except (manifest.ManifestError, ProgressError, KeyFileError, UsageError) as exc:

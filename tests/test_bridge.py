@@ -239,3 +239,42 @@ def test_magics_are_ignored_outside_a_kernel():
     assert strip_magics("%time x = 1\n!ls\ny = 2") == "\n\ny = 2"
     with Learner(cells("%matplotlib inline\nvalue = 41 + 1")) as bridge:
         assert bridge.value == 42
+
+
+FORK_BOMB = """
+import os, threading, time
+def bomb():
+    made = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                time.sleep(60)  # children stay, holding their slots
+                os._exit(0)
+            made += 1
+    except OSError as exc:
+        return [made, type(exc).__name__]
+def threads(n):
+    started = []
+    for _ in range(n):
+        t = threading.Thread(target=time.sleep, args=(5,), daemon=True)
+        t.start()
+        started.append(t)
+    return len(started)
+"""
+
+
+def test_a_fork_bomb_meets_the_process_cap_and_dies_with_its_worker():
+    from academy.bridge.cgroup import LearnerCgroup
+
+    group = LearnerCgroup(8)
+    if not group.create():
+        pytest.fail("no pids cgroup can be made here (/sys/fs/cgroup/pids or cgroup v2 'pids')")
+    group.remove()
+    with Learner(cells(FORK_BOMB), Limits(call_seconds=10, max_processes=24)) as bridge:
+        made, error = bridge.bomb()
+        assert error == "BlockingIOError" and 0 < made < 24
+        folder = bridge._cgroup.folders[0]
+        assert int((folder / "pids.current").read_text()) >= made
+    assert not folder.exists()  # closing the worker killed every child and removed the group
+    with Learner(cells(FORK_BOMB), Limits(max_processes=64)) as bridge:
+        assert bridge.threads(16) == 16  # an ordinary threaded exercise stays well inside

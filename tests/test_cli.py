@@ -244,3 +244,14 @@ def test_keygen_writes_private_keys_only_outside_repositories(tmp_path):
     inside = run([*F0, "keygen", "--out", str(repo / "keys")], tmp_path, env=WIDE)
     assert inside.returncode == 2 and "inside the git repository" in inside.stdout
     assert not (repo / "keys" / "issuer-private.pem").exists()
+
+
+def test_options_after_a_double_dash_go_to_nbgrader(monkeypatch):
+    from academy import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "cmd_autograde", lambda args: seen.update(vars(args)) or 0)
+    assert cli.main(["autograde", "module1", "--workers", "2", "--", "--Execute.timeout=5"]) == 0
+    assert seen["nbgrader_args"] == ["--Execute.timeout=5"] and seen["workers"] == 2
+    with pytest.raises(SystemExit):
+        cli.main(["progress", "--", "--Execute.timeout=5"])

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.sandbox import Sandbox
 from academy.bridge.worker import TAG
 
@@ -78,6 +79,7 @@ class Limits:
     memory_mb: int = 2048
     file_size_mb: int = 64
     open_files: int = 256
+    max_processes: int = 64  # processes and threads, via a pids cgroup where one can be made
     sandbox: str = "auto"  # see academy.bridge.sandbox: auto, require or off
 
 
@@ -170,6 +172,7 @@ class Learner:
     _buffer: bytes = b""
     _workdir: tempfile.TemporaryDirectory[str] | None = None
     _progress: int | None = None
+    _cgroup: LearnerCgroup | None = None
 
     # ---------------------------------------------------------------- public API
     def __getattr__(self, name: str) -> Any:
@@ -206,6 +209,9 @@ class Learner:
         self._proc = None
         if proc is not None:
             _kill_group(proc)
+        if self._cgroup is not None:
+            self._cgroup.remove()  # also what escaped the process group: daemons, forks
+            self._cgroup = None
         for pipe in (self._req, self._rep):
             if pipe is not None:
                 try:
@@ -343,6 +349,10 @@ class Learner:
             "PYTHONHASHSEED": "0",
             "LANG": "C.UTF-8",
         }
+        if self._cgroup is not None:
+            self._cgroup.remove()
+        self._cgroup = LearnerCgroup(self.limits.max_processes)
+        self._cgroup.create()
         try:
             command = [
                 self.python,
@@ -370,6 +380,8 @@ class Learner:
 
     def _apply_limits(self) -> None:  # runs in the child, before exec
         limits = self.limits
+        if self._cgroup is not None:
+            self._cgroup.join()
         mb = 1024 * 1024
         for name, value in (
             ("RLIMIT_AS", limits.memory_mb * mb),

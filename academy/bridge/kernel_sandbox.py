@@ -1,7 +1,8 @@
 """Start an IPython kernel inside the sandbox: the kernel argv of sandboxed grading.
 
 ``ExecuteWithinLimits`` gives nbclient a kernel spec whose command is
-``python -m academy.bridge.kernel_sandbox -f {connection_file} [kernel args]``. The kernel
+``python -m academy.bridge.kernel_sandbox [--cgroup DIR]... -f {connection_file} [kernel
+args]``; the launcher first moves itself into the given cgroups (the process cap). The kernel
 then sees its notebook's folder (read-write), the private folder holding its connection file
 and ``ipc`` sockets, and the Python environment; nothing else of the machine. Signals cannot
 reach a kernel in its own session, so the spec asks for ``interrupt_mode: message``.
@@ -33,7 +34,12 @@ def command(argv: list[str], cwd: str, mode: str = "require") -> list[str]:
 
 
 def main() -> None:
-    args = command(sys.argv[1:], os.getcwd())
+    argv = sys.argv[1:]
+    while argv[:1] == ["--cgroup"]:  # join the learner's pids cgroup before anything starts
+        with open(Path(argv[1]) / "cgroup.procs", "w") as fh:
+            fh.write(str(os.getpid()))
+        argv = argv[2:]
+    args = command(argv, os.getcwd())
     # The kernel's own banner ("To connect another client...") is not cell output.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

@@ -223,10 +223,16 @@ def main() -> None:
     req_fd, rep_fd = int(sys.argv[1]), int(sys.argv[2])
     requests = os.fdopen(req_fd, "r", encoding="utf-8")
     replies = os.fdopen(rep_fd, "w", encoding="utf-8")
+    owner = os.getpid()
+
+    def speak(text: str) -> None:
+        if os.getpid() != owner:  # a fork made by learner code came back here: never answer
+            os._exit(0)
+        replies.write(text + "\n")
+        replies.flush()
 
     def progress(index: int) -> None:
-        replies.write(json.dumps({"progress": index}) + "\n")
-        replies.flush()
+        speak(json.dumps({"progress": index}))
 
     worker = Worker(progress)
     for line in requests:
@@ -236,8 +242,7 @@ def main() -> None:
             text = json.dumps(reply, allow_nan=False)
         except Exception as exc:  # noqa: BLE001 - report, keep serving
             text = json.dumps({"protocol_error": f"{type(exc).__name__}: {exc}"})
-        replies.write(text + "\n")
-        replies.flush()
+        speak(text)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -23,14 +24,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import zmq
 from jupyter_client.kernelspec import KernelSpec
 from nbformat.notebooknode import NotebookNode, from_dict
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_output
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Enum, Float, Integer, Unicode
 
 from academy import manifest
+from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.client import Limits
 from academy.bridge.sandbox import MODES, Sandbox, SandboxUnavailable
 from academy.grading.render import exercise_outputs
@@ -45,6 +48,7 @@ __all__ = [
 ]
 
 REFLECTION_TAG = "reflection-answer"
+OUTPUT_MESSAGES = ("stream", "display_data", "execute_result", "error", "update_display_data")
 
 
 def sandbox_setting(default: str, what: str) -> Enum:
@@ -68,7 +72,13 @@ class ClearReflectionAnswers(NbGraderPreprocessor):
 
 
 class ExecuteWithinLimits(Execute):
-    """nbgrader's Execute with the kernel's memory and CPU capped, surviving a dead kernel."""
+    """nbgrader's Execute with the learner's kernel bounded, surviving a dead kernel.
+
+    Bounded: memory, CPU time and file size (rlimits), processes and threads (a pids cgroup,
+    where the machine allows one, also giving the kernel an equal CPU share), and the output
+    a cell may keep (beyond it, output is dropped with a note, so a 200 MB print cannot grow
+    the grading process or the graded notebook).
+    """
 
     kernel_memory_mb = Integer(
         4096, help="Address-space limit for the learner's kernel, in MiB (0: no limit)."
@@ -79,14 +89,41 @@ class ExecuteWithinLimits(Execute):
         help="CPU-time limit for the learner's kernel, in seconds (0: no limit). It ends "
         "loops that ignore interrupts.",
     ).tag(config=True)
+    kernel_file_size_mb = Integer(
+        64, help="Largest file the learner's kernel may write, in MiB (0: no limit)."
+    ).tag(config=True)
+    kernel_max_processes = Integer(
+        128,
+        help="Processes and threads the sandboxed kernel may have together, enforced with a "
+        "pids cgroup when one can be made (0: no limit). It stops fork bombs.",
+    ).tag(config=True)
+    max_output_bytes = Integer(
+        1_000_000,
+        help="Output one cell may keep, in bytes; later output of that cell is dropped with "
+        "a note (0: no limit).",
+    ).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        mb = 1024 * 1024
         limits = []
-        if self.kernel_memory_mb:
-            size = self.kernel_memory_mb * 1024 * 1024
-            limits.append(f"_r.setrlimit(_r.RLIMIT_AS, ({size}, {size}))")
-        if self.kernel_cpu_seconds:
-            limits.append(f"_r.setrlimit(_r.RLIMIT_CPU, ({self.kernel_cpu_seconds},) * 2)")
+        for name, value in (
+            ("RLIMIT_AS", self.kernel_memory_mb * mb),
+            ("RLIMIT_CPU", self.kernel_cpu_seconds),
+            ("RLIMIT_FSIZE", self.kernel_file_size_mb * mb),
+        ):
+            if value:
+                limits.append(f"_r.setrlimit(_r.{name}, ({value}, {value}))")
+        if self.max_output_bytes:
+            # A cooperative cap inside the kernel, so a huge print never becomes a huge message.
+            # IPython swaps sys.stdout.write for each cell, hence a pre_run_cell hook.
+            n = self.max_output_bytes
+            limits.append(  # no single quotes: the line travels shell-quoted
+                'import sys as _s; get_ipython().events.register("pre_run_cell", '
+                'lambda *_a, _s=_s: [setattr(_f, "write", (lambda w: lambda s, *a, **k: '
+                f'w(s[:{n}] + " [output cut at {n:,} characters] " if isinstance(s, str) '
+                f"and len(s) > {n} else s, *a, **k))(_f.write)) for _f in (_s.stdout, _s.stderr)]"
+                "); del _s"
+            )
         if limits:
             line = "import resource as _r; " + "; ".join(limits) + "; del _r"
             self.extra_arguments = [
@@ -94,6 +131,8 @@ class ExecuteWithinLimits(Execute):
                 f"--IPKernelApp.exec_lines={shlex.quote(line)}",
             ]
         self._private_dirs: list[str] = []
+        self._cgroups: list[LearnerCgroup] = []
+        self._output_bytes: dict[int, int] = {}
         try:
             return super().preprocess(nb, resources)
         except SandboxUnavailable:
@@ -108,8 +147,39 @@ class ExecuteWithinLimits(Execute):
             resources.setdefault("academy", {})["kernel_problem"] = f"{type(exc).__name__}: {exc}"
             return nb, resources
         finally:
+            for group in self._cgroups:
+                group.remove()  # kills a daemon the notebook left behind
             for folder in self._private_dirs:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def output(
+        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> NotebookNode | None:
+        """Keep a cell's output up to ``max_output_bytes``; say once that the rest was dropped."""
+        limit = self.max_output_bytes
+        if not limit or msg["msg_type"] not in OUTPUT_MESSAGES:
+            return super().output(outs, msg, display_id, cell_index)
+        used = self._output_bytes.get(cell_index, 0)
+        if used > limit:
+            return None
+        size = len(json.dumps(msg["content"]))
+        if used + size <= limit:
+            self._output_bytes[cell_index] = used + size
+            return super().output(outs, msg, display_id, cell_index)
+        self._output_bytes[cell_index] = limit + 1
+        if msg["msg_type"] == "stream":  # keep what fits of the text
+            head = dict(
+                msg, content=dict(msg["content"], text=msg["content"]["text"][: limit - used])
+            )
+            super().output(outs, head, display_id, cell_index)
+        note = new_output(
+            "stream",
+            name="stdout",
+            text=f"\n[output cut: this cell printed more than {limit:,} bytes; "
+            "the rest was dropped]\n",
+        )
+        outs.append(note)
+        return note
 
     def create_kernel_manager(self) -> Any:
         """A kernel manager that starts the kernel in the sandbox, over ipc sockets."""
@@ -123,9 +193,25 @@ class ExecuteWithinLimits(Execute):
         km.transport = "ipc"
         km.connection_file = os.path.join(folder, "kernel.json")
         km.ip = os.path.join(folder, "kernel-ipc")
+        # Messages larger than a cell may keep are refused by the socket itself.
+        if self.max_output_bytes:
+            km.context.setsockopt(zmq.MAXMSGSIZE, max(self.max_output_bytes * 8, 16 * 2**20))
+        group = LearnerCgroup(self.kernel_max_processes)
+        if group.create():
+            self._cgroups.append(group)
+        else:
+            self.log.warning("the learner's kernel runs without a process limit (no pids cgroup)")
+        cgroup_args = [arg for f in group.folders for arg in ("--cgroup", str(f))]
         # nbclient asks the manager for its spec; this one never comes from a kernels folder.
         km._kernel_spec = KernelSpec(
-            argv=[sys.executable, "-m", "academy.bridge.kernel_sandbox", "-f", "{connection_file}"],
+            argv=[
+                sys.executable,
+                "-m",
+                "academy.bridge.kernel_sandbox",
+                *cgroup_args,
+                "-f",
+                "{connection_file}",
+            ],
             display_name="Python 3 (sandboxed grading)",
             language="python",
             interrupt_mode="message",
@@ -166,6 +252,11 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
     suite_timeout = Float(600.0, help="Wall-clock cap for one notebook's whole hidden suite.").tag(
         config=True
     )
+    max_processes = Integer(
+        64,
+        help="Processes and threads the learner's code may have together while graded, "
+        "enforced with a pids cgroup when one can be made (0: no limit).",
+    ).tag(config=True)
 
     def limits(self) -> Limits:
         return Limits(
@@ -173,6 +264,8 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             load_seconds=self.load_timeout,
             cpu_seconds=self.cpu_seconds,
             memory_mb=self.memory_mb,
+            max_processes=self.max_processes,
+            sandbox=self.sandbox,
         )
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
