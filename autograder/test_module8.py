@@ -3290,7 +3290,7 @@ def d_outcome(row):
     1,
     "ContextMaster.set and get must round-trip values through the service: set "
     "returns {'ok': True, 'version': ...}, get returns the value (or default for a missing "
-    "key), and a returned value is a private copy",
+    "key), and what get returns is a private copy, of default too",
 )
 def test_8_9_round_trip(learner):
     tools = d_tools(learner)
@@ -3327,6 +3327,16 @@ def test_8_9_round_trip(learner):
         writer,
     )
     check(changed == {"total": 1}, f"changing a returned value changed what is stored: {changed}")
+    fallback = learner.keep([1, 2])
+    same = in_worker(
+        learner,
+        "lambda m, t, d: __import__('asyncio').run(m.get(t, 'acme', 'orders', 'absent', "
+        "default=d)) is d",
+        master,
+        writer,
+        fallback,
+    )
+    check(same is False, "get returned the default object itself instead of a private copy")
 
 
 @case(
@@ -3335,8 +3345,8 @@ def test_8_9_round_trip(learner):
     "ContextMaster must refuse what security and tenancy forbid, through set and "
     "get: another tenant's token (AuthorizationError), a reader writing (AuthorizationError), "
     "a bad or expired token (AuthenticationError), a tenant over its key limit "
-    "(QuotaExceededError); a refused set changes nothing, and two tenants' equal keys stay "
-    "apart",
+    "(QuotaExceededError), a request without a tenant or key (check_request's TypeError, "
+    "not audited); a refused set changes nothing, and two tenants' equal keys stay apart",
 )
 def test_8_9_refusals(learner):
     tools = d_tools(learner)
@@ -3387,6 +3397,23 @@ def test_8_9_refusals(learner):
     )
     stored = tools["d_stored"](master, "tiny/c/two")
     check(all(row[2] is None for row in stored), "a set refused by the quota reached the nodes")
+    before = len(master.audit.entries())
+    nameless = tools["d_run"](
+        master,
+        [
+            d_call("set", a_writer, None, "c", "k", 1),
+            d_call("get", a_writer, "acme", "c", 7),
+        ],
+    )
+    check(
+        [d_outcome(r) for r in nameless] == ["TypeError", "TypeError"],
+        f"a request without a tenant or key gave {[d_outcome(r) for r in nameless]}; "
+        "check_request must raise its TypeError first",
+    )
+    check(
+        len(master.audit.entries()) == before,
+        "a request rejected by check_request was written to the audit log",
+    )
 
 
 @case(
