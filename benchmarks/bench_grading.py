@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,10 +31,15 @@ from course_tools import course, submission  # noqa: E402
 from academy.build import copy_course, tool_env  # noqa: E402
 
 
-def sh(command: list[str], cwd: Path) -> float:
+def sh(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall-clock seconds, and the CPU seconds the command and its children used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=tool_env(), check=True, capture_output=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def scores(root: Path) -> dict[str, float]:
@@ -69,8 +75,8 @@ def main() -> int:
             nb, timeout=60, shutdown_kernel="immediate", resources={"metadata": {"path": tmp}}
         ).execute()
         bare = time.perf_counter() - start
-        sequential = sh(["nbgrader", "autograde", "module1"], roots[0])
-        parallel = sh(
+        sequential, sequential_cpu = sh(["nbgrader", "autograde", "module1"], roots[0])
+        parallel, parallel_cpu = sh(
             [
                 sys.executable,
                 "-m",
@@ -93,6 +99,10 @@ def main() -> int:
     print(
         f"  grading overhead over bare    : {sequential / n / bare:7.2f}x sequential, "
         f"{parallel * args.workers / n / bare:.2f}x per worker in parallel"
+    )
+    print(
+        f"  CPU busy (cores in use)       : {sequential_cpu / sequential:7.2f} sequential, "
+        f"{parallel_cpu / parallel:.2f} parallel (CPU of finished child processes)"
     )
     print(f"  same grades in both gradebooks: {same}")
     return 0 if same else 1
