@@ -87,8 +87,8 @@ c.Autograde.autograde_preprocessors = [
     ClearMetadataPreprocessor,
     LimitOutput,
     ScoreHiddenSuites,
+    FlagUngradableWork,  # before the grades: once they are saved, the student is complete
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,
-    FlagUngradableWork,
 ]

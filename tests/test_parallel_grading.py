@@ -109,3 +109,15 @@ def saved_students(root):
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         return [s for s in SUBMISSIONS if is_saved(gb, MODULE.id, s)]
+
+
+def test_batches_are_balanced_and_big_enough_to_amortise_start_up():
+    from academy.grading.parallel import MIN_BATCH, _batches
+
+    for n, workers, expected in ((4, 2, 2), (30, 2, 2), (60, 2, 6), (600, 2, 6), (5, 8, 5)):
+        students = [f"s{i}" for i in range(n)]
+        batches = _batches(students, workers)
+        assert [s for b in batches for s in b] == students  # each student once, in order
+        assert len(batches) == expected, (n, workers)
+        if n >= workers * MIN_BATCH:
+            assert min(len(b) for b in batches) >= MIN_BATCH

@@ -2,10 +2,12 @@
 
 nbgrader's SQLite gradebook does not tolerate concurrent writers, so each worker runs stock
 ``nbgrader autograde`` on a batch of students against a private copy of the gradebook; this
-process, the only writer of the real gradebook, copies each finished batch's grades into it.
-Batches keep nbgrader's start-up cost (seconds per process) from eating the gain, and are
-small enough that an interrupted run loses little: every finished batch is saved, and running
-again grades only the students not yet saved (``force`` regrades all).
+process, the only writer of the real gradebook, reads the running batches' copies every second
+and copies each student's grades into it as soon as they are there (nbgrader saves a student's
+flag just before the grades, so saved grades are complete). Batches keep nbgrader's start-up
+cost (about 2 s per process) from eating the gain; progress is still reported per student, and
+an interrupted run keeps every student already graded: running again grades only the students
+not yet saved (``force`` regrades all).
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ def is_saved(gb: Gradebook, assignment: str, student: str) -> bool:
         return False
     grades = [g for nb in submission.notebooks for g in nb.grades]
     return bool(grades) and all(g.auto_score is not None for g in grades)
+
+
+def _saved_in(private: Path, assignment: str, students: list[str]) -> list[str]:
+    """The students whose grades a running batch has saved in its private gradebook."""
+    if not students:
+        return []
+    try:
+        with Gradebook(_db_url(private)) as gb:
+            return [s for s in students if is_saved(gb, assignment, s)]
+    except Exception:  # noqa: BLE001 - the batch is writing; read again at the next poll
+        return []
 
 
 def _copy_grades(private: Path, main: Gradebook, assignment: str, student: str) -> StudentResult:
@@ -116,9 +129,36 @@ def grade_in_parallel(
             else:
                 todo.append(student)
         batches = _batches(todo, workers)
+        # With --force, old grades are in the copies too: those students are reported only when
+        # their batch ends; everybody else as soon as their new grades are in a private copy.
+        stale = {s for s in todo if is_saved(main, assignment, s)}
+        done_students: set[str] = set()
+
+        def save(number: int, result: StudentResult) -> None:
+            """Copy a graded student's grades into the real gradebook (this thread only)."""
+            if result.status == "graded":
+                saved = _copy_grades(private(number), main, assignment, result.student)
+                result.score, result.max_score = saved.score, saved.max_score
+                result.flagged = saved.flagged
+
+        def stream(numbers: list[int]) -> None:
+            """Save and report the students of running batches whose grades are in already."""
+            for number in numbers:
+                waiting = [s for s in batches[number] if s not in done_students | stale]
+                for student in _saved_in(private(number), assignment, waiting):
+                    result = StudentResult(student, "graded")
+                    save(number, result)
+                    done_students.add(student)
+                    results.append(result)
+                    report(result)
+
         with tempfile.TemporaryDirectory(prefix="f0-parallel-") as tmp:
+
+            def private(number: int) -> Path:
+                return Path(tmp) / f"batch{number}.db"
+
             for number, _ in enumerate(batches):  # private copies, before any write
-                shutil.copy2(main_db, Path(tmp) / f"batch{number}.db")
+                shutil.copy2(main_db, private(number))
             running: dict[Future[list[StudentResult]], int] = {}
             processes: dict[int, subprocess.Popen[str]] = {}
             pool = ThreadPoolExecutor(max_workers=workers)
@@ -131,41 +171,51 @@ def grade_in_parallel(
                         batch,
                         students,
                         number,
-                        Path(tmp) / f"batch{number}.db",
+                        private(number),
                         nbgrader_args,
                         processes,
                     )
                     running[future] = number
                 while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in done:
                         number = running.pop(future)
                         for result in future.result():
-                            if result.status == "graded":  # this thread is the only writer
-                                saved = _copy_grades(
-                                    Path(tmp) / f"batch{number}.db",
-                                    main,
-                                    assignment,
-                                    result.student,
-                                )
-                                result.score, result.max_score = saved.score, saved.max_score
-                                result.flagged = saved.flagged
+                            save(number, result)  # again for streamed ones: flags come last
+                            if result.student in done_students:
+                                earlier = next(r for r in results if r.student == result.student)
+                                earlier.flagged, earlier.score = result.flagged, result.score
+                                earlier.seconds = result.seconds
+                                continue
+                            done_students.add(result.student)
                             results.append(result)
                             report(result)
+                    stream([n for n in running.values() if n in processes])
             except BaseException:
                 for future in running:
                     future.cancel()
                 for proc in list(processes.values()):
                     _stop(proc)
+                stream(list(running.values()))  # keep every grade that was finished
                 raise
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
+MIN_BATCH = 10  # an nbgrader process starts in about 2 s, the cost of grading one student
+POLL_SECONDS = 1.0  # how often running batches are read for students graded meanwhile
+
+
 def _batches(students: list[str], workers: int) -> list[list[str]]:
-    """About three batches per worker: start-up amortised, load balanced, little to redo."""
-    size = max(1, math.ceil(len(students) / (workers * 3)))
+    """Up to three batches per worker, of at least MIN_BATCH students where there are enough.
+
+    Every worker gets the same number of batches (load balanced); a batch of ten or more keeps
+    nbgrader's start-up under a tenth of the work (amortised); and several batches per worker,
+    when there are many students, leave little to redo after an interruption.
+    """
+    per_worker = max(1, min(3, len(students) // (workers * MIN_BATCH)))
+    size = max(1, math.ceil(len(students) / (workers * per_worker)))
     return [students[i : i + size] for i in range(0, len(students), size)]
 
 

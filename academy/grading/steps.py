@@ -9,8 +9,9 @@
 * ``ScoreHiddenSuites``: autograde runs the module's hidden suite in a fresh trusted process and
   writes each exercise's score and messages into its grade cell, replacing whatever the
   learner's kernel produced there; nbgrader's ``SaveAutoGrades`` then records those scores.
-* ``FlagUngradableWork``: after the grades are saved, flags the submission in the gradebook
-  when some work could not be graded (a hang, a crash), so a person looks at it.
+* ``FlagUngradableWork``: just before the grades are saved, flags the submission in the
+  gradebook when some work could not be graded (a hang, a crash), so a person looks at it;
+  saved grades thus always come with their flag (``f0 autograde`` relies on it).
 """
 
 from __future__ import annotations
