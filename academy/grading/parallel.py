@@ -141,12 +141,17 @@ def grade_in_parallel(
                 result.score, result.max_score = saved.score, saved.max_score
                 result.flagged = saved.flagged
 
+        marks: dict[int, float] = {}  # batch -> when it was last seen to finish a student
+
         def stream(numbers: list[int]) -> None:
             """Save and report the students of running batches whose grades are in already."""
             for number in numbers:
+                marks.setdefault(number, time.monotonic())
                 waiting = [s for s in batches[number] if s not in done_students | stale]
                 for student in _saved_in(private(number), assignment, waiting):
-                    result = StudentResult(student, "graded")
+                    now = time.monotonic()
+                    result = StudentResult(student, "graded", seconds=now - marks[number])
+                    marks[number] = now
                     save(number, result)
                     done_students.add(student)
                     results.append(result)
@@ -181,12 +186,9 @@ def grade_in_parallel(
                     for future in done:
                         number = running.pop(future)
                         for result in future.result():
-                            save(number, result)  # again for streamed ones: flags come last
-                            if result.student in done_students:
-                                earlier = next(r for r in results if r.student == result.student)
-                                earlier.flagged, earlier.score = result.flagged, result.score
-                                earlier.seconds = result.seconds
+                            if result.student in done_students:  # saved while the batch ran
                                 continue
+                            save(number, result)
                             done_students.add(result.student)
                             results.append(result)
                             report(result)
