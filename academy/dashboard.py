@@ -104,6 +104,7 @@ class ProgressDashboard(widgets.VBox):
             report = json.loads(proc.stdout[start + 1 :]) if start >= 0 else None
         except ValueError:
             report = None
+        self.refresh()  # the rows first: the status line says the check is over
         if report is None:
             tail = html.escape((proc.stdout + proc.stderr)[-600:])
             self.status.value = f"<span style='color:#b3261e'>check failed:</span><pre>{tail}</pre>"
@@ -111,7 +112,6 @@ class ProgressDashboard(widgets.VBox):
             self.status.value = (
                 f"{html.escape(module_id)}: {report['score']:g} / {report['max_points']:g}"
             )
-        self.refresh()
         return report
 
     def _label(self, module: manifest.Module, record: ModuleRecord | None) -> str:
