@@ -13,7 +13,7 @@ import time
 import pytest
 
 from academy.bridge.client import expr
-from academy.grading.cases import case, check, is_a, make_context, raises
+from academy.grading.cases import case, check, in_worker, is_a, make_context, raises
 
 SEED_KEYS = {
     "user.profile.name": "Bob Smith",
@@ -314,11 +314,6 @@ def mini(learner):
     return learner.MiniContext()
 
 
-def run_in_worker(learner, source, *args):
-    """Apply a small grader-written function to learner objects inside the worker."""
-    return learner.make(expr(source))(*args)
-
-
 @case("1.5", 0.25, "a new MiniContext must be empty: no keys, no history, no dirty keys")
 def test_1_5_empty(learner):
     m = mini(learner)
@@ -405,7 +400,7 @@ def test_1_5_set_copies(learner):
     m = mini(learner)
     value = learner.keep({"tags": ["a"]})
     m.set("k", value, who="w")
-    run_in_worker(learner, "lambda v: v['tags'].append('changed')", value)
+    in_worker(learner, "lambda v: v['tags'].append('changed')", value)
     check(m.get("k") == {"tags": ["a"]}, "the stored value changed with the caller's object")
     check(
         m.get_history()[0]["after"] == {"tags": ["a"]},
@@ -417,11 +412,11 @@ def test_1_5_set_copies(learner):
 def test_1_5_reads_copy(learner):
     m = mini(learner)
     m.set("k", {"tags": ["a"]}, who="w")
-    run_in_worker(learner, "lambda m: m.get('k')['tags'].append('x')", m)
+    in_worker(learner, "lambda m: m.get('k')['tags'].append('x')", m)
     check(m.get("k") == {"tags": ["a"]}, "changing what get() returned changed the stored value")
-    run_in_worker(learner, "lambda m: m.to_dict()['k']['tags'].append('y')", m)
+    in_worker(learner, "lambda m: m.to_dict()['k']['tags'].append('y')", m)
     check(m.get("k") == {"tags": ["a"]}, "changing what to_dict() returned changed the state")
-    run_in_worker(learner, "lambda m: m.get_history()[0]['after']['tags'].append('z')", m)
+    in_worker(learner, "lambda m: m.get_history()[0]['after']['tags'].append('z')", m)
     check(
         m.get_history()[0]["after"] == {"tags": ["a"]},
         "changing what get_history() returned changed the recorded history",

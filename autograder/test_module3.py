@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from academy.bridge.client import LearnerError, LearnerException, expr
-from academy.grading.cases import CaseFailed, case, check, is_a, make_context, raises
+from academy.grading.cases import CaseFailed, case, check, in_worker, is_a, make_context, raises
 
 
 # --------------------------------------------------------------------------- helpers
@@ -56,11 +56,6 @@ def read_json(path: Path, name: str) -> Any:
         return json.loads(file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise CaseFailed(f"{name} does not hold valid JSON ({exc})") from None
-
-
-def run_in_worker(learner, source: str, *args: Any) -> Any:
-    """Apply a small grader-written function to learner objects inside the worker."""
-    return learner.make(expr(source))(*args)
 
 
 def path_object(path: Path) -> expr:
@@ -304,7 +299,7 @@ def test_3_1_many_deltas(learner, folder):
     ctx = make_context(learner, {"counter": 0})
     persister = learner.DeltaPersister(str(folder))
     persister.save_snapshot(ctx)
-    ids = run_in_worker(learner, DELTA_LOOP, ctx, persister, 1001)
+    ids = in_worker(learner, DELTA_LOOP, ctx, persister, 1001)
     check(
         isinstance(ids, list) and len(ids) == 1001,
         "1001 calls of save_delta() did not return 1001 ids",

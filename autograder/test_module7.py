@@ -18,20 +18,10 @@ import hashlib
 import math
 import random
 
-from academy.bridge.client import Remote, expr
-from academy.grading.cases import case, check, is_a, raises
+from academy.bridge.client import expr
+from academy.grading.cases import case, check, in_worker, is_a, raises, worker_function
 
 TOL = 1e-6
-
-
-def worker_function(learner, source: str, name: str) -> Remote:
-    """Define a grader-written function inside the learner's worker and return it."""
-    return learner.make(expr(f"(lambda ns: (exec({source!r}, ns), ns[{name!r}])[1])({{}})"))
-
-
-def in_worker(learner, source: str, *args):
-    """Apply a grader-written lambda (``source``) to ``args`` inside the worker."""
-    return learner.make(expr(source))(*args)
 
 
 def fake_clock(learner, values):

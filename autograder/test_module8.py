@@ -26,19 +26,9 @@ import jwt
 from cryptography.fernet import Fernet
 
 from academy.bridge.client import Remote, expr
-from academy.grading.cases import case, check, is_a, raises
+from academy.grading.cases import case, check, in_worker, is_a, raises, worker_function
 
 SOURCE_NOTEBOOK = Path(__file__).resolve().parents[1] / "curriculum/module8/module8_master.ipynb"
-
-
-def worker_function(learner, source: str, name: str) -> Remote:
-    """Define a grader-written function inside the learner's worker and return it."""
-    return learner.make(expr(f"(lambda ns: (exec({source!r}, ns), ns[{name!r}])[1])({{}})"))
-
-
-def in_worker(learner, source: str, *args):
-    """Apply a grader-written lambda (``source``) to ``args`` inside the worker."""
-    return learner.make(expr(source))(*args)
 
 
 def settable_clock(learner, start: float = 1000.0) -> Remote:

@@ -18,7 +18,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-__all__ = ["CaseFailed", "case", "check", "is_a", "make_context", "raises"]
+__all__ = [
+    "CaseFailed",
+    "case",
+    "check",
+    "in_worker",
+    "is_a",
+    "make_context",
+    "raises",
+    "worker_function",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,3 +81,17 @@ def make_context(learner: Any, items: dict[str, Any], who: str | None = "grader"
     for key, value in items.items():
         ctx.set(key, value, who=who)
     return ctx
+
+
+def in_worker(learner: Any, source: str, *args: Any) -> Any:
+    """Apply a grader-written lambda (``source``) to ``args`` inside the learner's worker."""
+    from academy.bridge.client import expr
+
+    return learner.make(expr(source))(*args)
+
+
+def worker_function(learner: Any, source: str, name: str) -> Any:
+    """Define grader-written functions (``source``) in the learner's worker; return ``name``."""
+    from academy.bridge.client import expr
+
+    return learner.make(expr(f"(lambda ns: (exec({source!r}, ns), ns[{name!r}])[1])({{}})"))
