@@ -31,6 +31,7 @@ from nbgrader.preprocessors import (
     SaveCells,
 )
 
+from academy.grading.nofollow import protect_student_folders
 from academy.grading.steps import (
     ClearReflectionAnswers,
     ExecuteReference,
@@ -40,6 +41,9 @@ from academy.grading.steps import (
 )
 
 c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
+
+# nbgrader copies and chmods student folders following links; make it act on regular files only.
+protect_student_folders()
 
 c.CourseDirectory.course_id = "framework0-academy"
 c.CourseDirectory.source_directory = "curriculum"

@@ -22,6 +22,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from academy import manifest
 from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.client import Limits
 from academy.bridge.sandbox import MODES, Sandbox, SandboxUnavailable
+from academy.grading.nofollow import copy_regular_files
 from academy.grading.render import exercise_outputs
 from academy.grading.suite_runner import run_hidden_suite
 
@@ -103,8 +105,27 @@ class ExecuteWithinLimits(Execute):
         help="Output one cell may keep, in bytes; later output of that cell is dropped with "
         "a note (0: no limit).",
     ).tag(config=True)
+    student_seconds = Float(
+        300.0,
+        help="Wall-clock budget for one student's notebook, in seconds: the kernel run and "
+        "the hidden suite together (0: no budget). The kernel may use kernel_share of it; "
+        "the hidden suite gets what is left, at most ScoreHiddenSuites.suite_timeout.",
+    ).tag(config=True)
+    kernel_share = Float(
+        0.5,
+        help="Share of student_seconds the learner's kernel may use; cells not started by "
+        "then are not run (scores come from the hidden suite, which runs anyway).",
+    ).tag(config=True)
 
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # nbgrader reuses one instance for a whole run: per-notebook arguments are built from
+        # the configured ones on every call, never appended to them.
+        self._configured_arguments = list(self.extra_arguments)
+        self._configured_timeout = self.timeout
+
+    def kernel_arguments(self) -> list[str]:
+        """The configured kernel arguments plus this step's rlimit and output-cap start-up line."""
         mb = 1024 * 1024
         limits = []
         for name, value in (
@@ -125,15 +146,33 @@ class ExecuteWithinLimits(Execute):
                 f"and len(s) > {n} else s, *a, **k))(_f.write)) for _f in (_s.stdout, _s.stderr)]"
                 "); del _s"
             )
-        if limits:
-            line = "import resource as _r; " + "; ".join(limits) + "; del _r"
-            self.extra_arguments = [
-                *self.extra_arguments,
-                f"--IPKernelApp.exec_lines={shlex.quote(line)}",
-            ]
+        if not limits:
+            return list(self._configured_arguments)
+        line = "import resource as _r; " + "; ".join(limits) + "; del _r"
+        return [*self._configured_arguments, f"--IPKernelApp.exec_lines={shlex.quote(line)}"]
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
         self._private_dirs: list[str] = []
         self._cgroups: list[LearnerCgroup] = []
         self._output_bytes: dict[int, int] = {}
+        academy = resources.setdefault("academy", {})
+        start = time.monotonic()
+        if self.student_seconds:
+            academy.setdefault("deadline", start + self.student_seconds)
+        self._kernel_deadline = (
+            start + self.student_seconds * self.kernel_share if self.student_seconds else None
+        )
+        # The kernel works in a scratch copy of the graded folder, never in the folder itself:
+        # nothing it creates (links, FIFOs, huge files, a notebook swapped for a link) is ever
+        # seen by nbgrader's later steps, which write, chmod and copy that folder.
+        metadata = resources.setdefault("metadata", {})
+        graded_folder = metadata.get("path") or ""
+        scratch = tempfile.mkdtemp(prefix="f0-scratch-")
+        self._private_dirs.append(scratch)
+        skipped = copy_regular_files(graded_folder, scratch, self.kernel_file_size_mb * 2**20)
+        if skipped:
+            self.log.warning("not given to the kernel (not regular files): %s", ", ".join(skipped))
+        metadata["path"] = scratch
         try:
             return super().preprocess(nb, resources)
         except SandboxUnavailable:
@@ -145,13 +184,33 @@ class ExecuteWithinLimits(Execute):
                 type(exc).__name__,
                 exc,
             )
-            resources.setdefault("academy", {})["kernel_problem"] = f"{type(exc).__name__}: {exc}"
+            academy["kernel_problem"] = f"{type(exc).__name__}: {exc}"
             return nb, resources
         finally:
+            metadata["path"] = graded_folder
+            self.timeout = self._configured_timeout
             for group in self._cgroups:
                 group.remove()  # kills a daemon the notebook left behind
             for folder in self._private_dirs:
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def preprocess_cell(
+        self, cell: NotebookNode, resources: dict[str, Any], index: int
+    ) -> tuple[NotebookNode, dict]:
+        """Run one cell within what is left of the kernel's share of the student's budget."""
+        if self._kernel_deadline is not None and cell.cell_type == "code":
+            left = self._kernel_deadline - time.monotonic()
+            if left <= 0:
+                problem = resources.setdefault("academy", {}).setdefault(
+                    "kernel_problem",
+                    f"the notebook's cells ran past their share of the {self.student_seconds:g} s "
+                    "budget; later cells were not run",
+                )
+                self.log.warning("%s: %s", resources.get("nbgrader", {}).get("student"), problem)
+                return cell, resources
+            configured = self._configured_timeout
+            self.timeout = max(1, int(min(configured, left) if configured else left))
+        return super().preprocess_cell(cell, resources, index)
 
     def output(
         self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
@@ -185,6 +244,8 @@ class ExecuteWithinLimits(Execute):
     def create_kernel_manager(self) -> Any:
         """A kernel manager that starts the kernel in the sandbox, over ipc sockets."""
         km = super().create_kernel_manager()
+        # Set here, after nbclient re-reads its configuration at the start of preprocess().
+        self.extra_arguments = self.kernel_arguments()
         sandbox = Sandbox(self.sandbox)
         sandbox.check()
         if not sandbox.active:
@@ -229,6 +290,9 @@ class ExecuteReference(ExecuteWithinLimits):
     """
 
     sandbox = sandbox_setting("off", "the solution notebooks")
+    student_seconds = Float(
+        0.0, help="Wall-clock budget for a whole solution notebook, in seconds (0: none)."
+    ).tag(config=True)
 
 
 class ScoreHiddenSuites(NbGraderPreprocessor):
@@ -277,7 +341,11 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
         except manifest.ManifestError:
             self.log.info("%s is not a course.yaml module; no hidden suite to run", assignment)
             return nb, resources
-        report = run_hidden_suite(course, module, nb, self.limits(), self.suite_timeout)
+        timeout = self.suite_timeout
+        deadline = resources.get("academy", {}).get("deadline")
+        if deadline is not None:  # the student's budget, started by ExecuteWithinLimits
+            timeout = max(1.0, min(timeout, deadline - time.monotonic()))
+        report = run_hidden_suite(course, module, nb, self.limits(), timeout)
         if not report.sandboxed:
             self.log.warning(
                 "learner code for %s was graded WITHOUT a sandbox (bubblewrap missing or disabled)",

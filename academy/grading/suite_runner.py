@@ -22,7 +22,7 @@ from typing import Any
 from academy.bridge.client import Limits
 from academy.bridge.sandbox import Sandbox
 from academy.grading.notebook import learner_cells
-from academy.manifest import Course, Exercise, Module
+from academy.manifest import Course, Exercise, ManifestError, Module
 
 __all__ = ["CaseResult", "ExerciseResult", "SuiteReport", "run_hidden_suite"]
 
@@ -123,6 +123,7 @@ def run_hidden_suite(
         command = [
             sys.executable,
             "-I",
+            "-B",  # no __pycache__ in the course folder (-I ignores PYTHONDONTWRITEBYTECODE)
             "-m",
             "pytest",
             str(course.suite_path(module)),
@@ -186,7 +187,7 @@ def run_hidden_suite(
     for item in raw["cases"]:
         case = CaseResult(**item)
         if case.exercise not in results:
-            raise ValueError(
+            raise ManifestError(
                 f"{module.suite}: case {case.name} grades unknown exercise "
                 f"{case.exercise!r}; course.yaml lists {', '.join(results)}"
             )
