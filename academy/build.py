@@ -28,6 +28,7 @@ from typing import Protocol
 
 import nbformat
 
+from academy.errors import BuildError
 from academy.manifest import Course, ManifestError, Module
 
 __all__ = ["GENERATE_COMMAND", "BuildError", "generate", "stale_files", "tool_env"]
@@ -36,10 +37,6 @@ GENERATE_COMMAND = "make generate"
 COURSE_FILES = ("course.yaml", "jupyter_config.py", "nbgrader_config.py")
 COURSE_DIRS = ("curriculum", "autograder")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-
-
-class BuildError(RuntimeError):
-    """A generation step failed; the message names the module and the step."""
 
 
 class Step(Protocol):
@@ -83,7 +80,12 @@ class SyncGradeCells:
         path = course.source_notebook(module)
         if not path.is_file():
             raise BuildError(f"{module.id}: source notebook {path} does not exist")
-        nb = nbformat.read(path, as_version=4)
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except (OSError, ValueError) as exc:  # nbformat's NotJSONError is a ValueError
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            where = path.relative_to(course.root)
+            raise BuildError(f"{where}: not a readable notebook ({reason})") from exc
         wanted = module.by_grade_cell()
         found = set()
         changed = False

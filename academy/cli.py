@@ -5,8 +5,12 @@ instructor uses and records the result; ``f0 progress`` shows every module and t
 reached; ``f0 watch module1`` re-checks on every save; ``f0 hint module1 1.3`` shows the next
 hint; ``f0 certify`` signs a self-assessed certificate with your own key.
 Instructors: ``f0 keygen`` makes the course's signing key, ``f0 issue`` signs every student's
-certificate from the gradebook, ``f0 verify`` checks any certificate offline.
+certificate from the gradebook, ``f0 verify`` checks any certificate offline and says whether
+the course's published key signed it.
 Authors: ``f0 generate`` rebuilds exercises/ and solutions/ from curriculum/.
+
+Every error the platform raises on purpose (``academy.errors.AcademyError``) ends ``f0`` with
+its message, which names the bad file, key or name, and exit code 2: never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import getpass
 import json
 import os
 import sys
+import unicodedata
 from pathlib import Path
 
 # jsonschema's optional format checker pulls in rfc3987_syntax, which costs ~1.5 s per
@@ -27,16 +32,13 @@ from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from academy import manifest  # noqa: E402
+from academy.errors import AcademyError, UsageError  # noqa: E402
 from academy.levels import LevelRules, LevelState, pass_mark, passes  # noqa: E402
-from academy.progress import ModuleRecord, ProgressError, ProgressStore  # noqa: E402
+from academy.progress import ModuleRecord, ProgressStore  # noqa: E402
 from framework0.persistence import atomic_write  # noqa: E402
 
 # soft_wrap: paths and messages stay on one line, whatever the width (pipes, CI logs)
 console = Console(stderr=False, highlight=False, emoji=False, soft_wrap=True)  # did:key: no emoji
-
-
-class UsageError(Exception):
-    """A problem with what was asked (a file, a key, a name); exit code 2."""
 
 
 # --- learners ------------------------------------------------------------------------------
@@ -287,6 +289,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     console.print(f"private key (keep secret, never commit): {escape(str(paths.private))}")
     console.print(f"public key (publish it; verifiers need it): {escape(str(paths.public))}")
     console.print(f"key id: {did_key(key.public_key())}")
+    if args.role == "issuer":
+        console.print(
+            "To make it the course's key: copy the public key into the repository and put its "
+            "path and key id in course.yaml (issuer: public_key, key_id)."
+        )
     return 0
 
 
@@ -317,32 +324,83 @@ def cmd_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(value: object) -> str:
+    """Text from a credential, safe to print: rich markup escaped, and control characters
+    (new lines, terminal escapes, bidi overrides) written as escapes, so the content of a
+    certificate can never print a line of its own, such as a fake "OK"."""
+    text = "".join(
+        c if unicodedata.category(c)[0] != "C" else f"\\u{ord(c):04x}" for c in str(value)
+    )
+    return escape(text)
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from academy.certificates.keys import KeyFileError, load_public_key
-    from academy.certificates.vcjwt import CredentialVerifier, VerificationError
+    from academy.certificates.trust import CertificateCheck, Standing, named_signing_key
+    from academy.errors import VerificationError
 
+    course = manifest.load()
+    issuer = course.issuer
+    path = Path(args.path)
     try:
-        verifier = CredentialVerifier(load_public_key(Path(args.public_key)))
-        verified = verifier.verify_file(Path(args.path))
+        given = load_public_key(Path(args.public_key)) if args.public_key else None
+        verdict = CertificateCheck(issuer.key() if issuer else None, given).check_file(path)
     except (VerificationError, KeyFileError) as exc:
-        console.print(f"[red]FAILED[/red]: {escape(str(exc))}")
+        console.print(f"[red]FAILED[/red]: {_shown(exc)}")
+        try:
+            named = named_signing_key(path.read_bytes())
+        except OSError:
+            named = None
+        if named:
+            ours = issuer is not None and named == issuer.key_id
+            whose = "this course's key" if ours else "NOT this course's key"
+            console.print(f"The credential names signing key {named} ({whose}).")
         return 1
-    credential = verified.credential
+    credential = verdict.verified.credential
     subject = credential["credentialSubject"]
-    names = {i["identityType"]: i["identityHash"] for i in subject.get("identifier", [])}
-    console.print(
-        f"[green]OK[/green]: {escape(subject['achievement']['name'])} for "
-        f"{escape(names.get('name', '?'))} ({escape(names.get('studentId', '?'))}), issued by "
-        f"{escape(credential['issuer'].get('name', '?'))} on {escape(credential['validFrom'])}"
+    identifiers = subject.get("identifier")
+    names = {
+        i.get("identityType"): i.get("identityHash")
+        for i in (identifiers if isinstance(identifiers, list) else [])
+        if isinstance(i, dict)
+    }
+    what = (
+        f"{_shown(subject['achievement']['name'])} for {_shown(names.get('name', '?'))} "
+        f"({_shown(names.get('studentId', '?'))})"
     )
-    if verified.self_assessed:
+    when = _shown(credential["validFrom"])
+    signer = verdict.signing_key_id  # a did:key this process computed from the key itself
+    ours = f"this course's key is {issuer.key_id}" if issuer else "course.yaml publishes none"
+    if verdict.standing is Standing.COURSE and issuer is not None:
         console.print(
-            "[yellow]SELF-ASSESSED: signed by the learner's own key, not issued by the course."
-            "[/yellow]"
+            f"[green]OK[/green]: {what}, issued by {_shown(issuer.name)} "
+            f"(course key {signer}) on {when}"
+        )
+        if verdict.verified.self_assessed:
+            console.print("[yellow]Its signed content is marked self-assessed.[/yellow]")
+    elif verdict.standing is Standing.SELF_ASSESSED:
+        console.print(
+            f"[yellow]SELF-ASSESSED[/yellow]: {what}, signed on {when} by the learner's own key "
+            f"{signer}, which is NOT this course's key ({ours}); it is not a certificate "
+            "issued by the course."
+        )
+    else:
+        named_issuer = credential["issuer"]
+        claimed = named_issuer.get("name", "?") if isinstance(named_issuer, dict) else "?"
+        console.print(
+            f"[red]NOT ISSUED BY THIS COURSE[/red]: {what}, signed by key {signer} which is NOT "
+            f"this course's key ({ours}). It names {_shown(repr(claimed))} as its issuer, but "
+            "only a credential signed by the course's key is the course's."
+        )
+    if not verdict.accepted:
+        console.print(
+            "The signature is valid for the key the credential itself names, which shows who "
+            "signed it, not that the course did. To check it against a key you trust, pass "
+            "--public-key."
         )
     if args.json:
         print(json.dumps(credential, indent=2, ensure_ascii=False))
-    return 0
+    return 0 if verdict.accepted else 1
 
 
 # --- authors --------------------------------------------------------------------------------
@@ -476,14 +534,17 @@ def parser() -> argparse.ArgumentParser:
     issue.add_argument("--gradebook", default="gradebook.db")
     issue.add_argument("--key", help="the course's private key (default: ~/.config/...)")
     issue.add_argument("--out", default="certificates", help="output folder")
-    issue.add_argument("--issuer-name", help="issuer name (default: the course title)")
+    issue.add_argument("--issuer-name", help="issuer name (default: course.yaml's issuer.name)")
     issue.add_argument("--valid-days", type=int, help="days until expiry (default: none)")
     issue.add_argument("--student", action="append", help="only this student (repeatable)")
     issue.set_defaults(func=cmd_issue)
 
     verify = sub.add_parser("verify", help="check a certificate's signature and content")
     verify.add_argument("path", help="the certificate's .jwt file")
-    verify.add_argument("--public-key", required=True, help="the issuer's public key (PEM)")
+    verify.add_argument(
+        "--public-key",
+        help="check against this public key (PEM) instead of the course's (course.yaml: issuer)",
+    )
     verify.add_argument("--json", action="store_true", help="print the verified credential")
     verify.set_defaults(func=cmd_verify)
 
@@ -519,8 +580,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from academy.certificates.keys import KeyFileError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse drops "--" inside a subcommand: what follows it goes to nbgrader untouched.
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -531,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         args.nbgrader_args = [*args.nbgrader_args, *extra]
     try:
         return args.func(args)
-    except (manifest.ManifestError, ProgressError, KeyFileError, UsageError) as exc:
+    except AcademyError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
 

@@ -4,6 +4,12 @@ Module ids and titles, notebook paths, graded exercises with their points, grade
 hints, certification levels and pass thresholds all live there. Generation, checks,
 grading, certificates and the learner's ``f0`` tool read it through this module, so a
 course change is one edit in one file.
+
+``issuer`` names who issues the course's certificates and the Ed25519 key they are signed
+with: ``key_id`` (the key's ``did:key``) and ``public_key`` (the committed PEM file of the same
+key, for verifiers outside this repository). The loader refuses a malformed key id, and a
+public key file that is not that key. A ``did:key`` is the public key itself, so a copy of
+``course.yaml`` alone (tests, temporary course copies) still knows the course's key.
 """
 
 from __future__ import annotations
@@ -11,12 +17,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import yaml
 
-__all__ = ["Course", "Exercise", "Level", "ManifestError", "Module", "find_course_root", "load"]
+from academy.errors import ManifestError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+__all__ = [
+    "Course",
+    "CourseIssuer",
+    "Exercise",
+    "Level",
+    "ManifestError",
+    "Module",
+    "find_course_root",
+    "load",
+]
 
 MANIFEST_NAME = "course.yaml"
 
@@ -29,6 +49,16 @@ SCHEMA: dict[str, Any] = {
         "course_id": {"type": "string", "pattern": "^[a-z0-9-]+$"},
         "title": {"type": "string"},
         "pass_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "issuer": {
+            "type": "object",
+            "required": ["name", "key_id", "public_key"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "key_id": {"type": "string", "pattern": "^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+$"},
+                "public_key": {"type": "string", "pattern": "^(?!/)(?!.*\\.\\.).+\\.pem$"},
+            },
+        },
         "modules": {
             "type": "array",
             "minItems": 1,
@@ -80,10 +110,6 @@ SCHEMA: dict[str, Any] = {
 }
 
 
-class ManifestError(ValueError):
-    """``course.yaml`` is missing or inconsistent; the message says where."""
-
-
 @dataclass(frozen=True)
 class Exercise:
     id: str
@@ -131,12 +157,28 @@ class Level:
 
 
 @dataclass(frozen=True)
+class CourseIssuer:
+    """Who issues the course's certificates, and the one key that signs them."""
+
+    name: str
+    key_id: str  # the did:key of the course's Ed25519 public key
+    public_key: Path  # the committed PEM file of that key
+
+    def key(self) -> Ed25519PublicKey:
+        """The course's public key (the loader checked that the PEM file is this key)."""
+        from academy.certificates.keys import public_key_from_did
+
+        return public_key_from_did(self.key_id)
+
+
+@dataclass(frozen=True)
 class Course:
     root: Path
     course_id: str
     title: str
     modules: tuple[Module, ...]
     levels: tuple[Level, ...] = field(default=())
+    issuer: CourseIssuer | None = None  # None: the course publishes no certificate key
 
     def module(self, key: str | int) -> Module:
         """A module by id (``module1``), number (``1`` or ``"1"``)."""
@@ -203,9 +245,39 @@ def load(root: Path | None = None) -> Course:
         Level(lv["id"], lv["title"], tuple(lv["modules"]), lv.get("requires"))
         for lv in raw["levels"]
     )
-    course = Course(root, raw["course_id"], raw["title"], modules, levels)
+    issuer = _issuer(path, raw["issuer"]) if "issuer" in raw else None
+    course = Course(root, raw["course_id"], raw["title"], modules, levels, issuer)
     _check_unique(path, course)
     return course
+
+
+def _issuer(path: Path, raw: dict[str, str]) -> CourseIssuer:
+    """``issuer``: an Ed25519 did:key, and a PEM file (when present) holding that key."""
+    from academy.certificates.keys import (
+        KeyFileError,
+        did_key,
+        load_public_key,
+        public_key_from_did,
+    )
+
+    key_id, relative = raw["key_id"], raw["public_key"]
+    issuer = CourseIssuer(raw["name"], key_id, path.parent / relative)
+    try:
+        public_key_from_did(key_id)
+    except KeyFileError as exc:
+        raise ManifestError(f"{path}: issuer.key_id: {exc}") from exc
+    if not issuer.public_key.exists():  # a copy of course.yaml alone: the key id is the key
+        return issuer
+    try:
+        file_id = did_key(load_public_key(issuer.public_key))
+    except KeyFileError as exc:
+        raise ManifestError(f"{path}: issuer.public_key: {exc}") from exc
+    if file_id != key_id:
+        raise ManifestError(
+            f"{path}: issuer.public_key {relative} is key {file_id}, but issuer.key_id is "
+            f"{key_id}; they must name the same key"
+        )
+    return issuer
 
 
 def _check_unique(path: Path, course: Course) -> None:

@@ -18,16 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from academy.errors import ProgressError
 from academy.manifest import Course
 from framework0.persistence import atomic_write, clean_temp_files
 
 __all__ = ["ModuleRecord", "ProgressError", "ProgressStore", "file_sha256"]
 
 FORMAT = 1
-
-
-class ProgressError(ValueError):
-    """``.f0/progress.json`` cannot be read; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ course (two learners of module 1, like tests/test_instructor_flow.py but smaller
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import stat
+import subprocess
 import sys
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -18,6 +21,8 @@ import nbformat
 import pytest
 import yaml
 from course_tools import course, run, submission
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from academy import manifest
 from academy.build import copy_course
@@ -29,7 +34,7 @@ from academy.certificates.credential import (
     Learner,
     build_credential,
 )
-from academy.certificates.issue import CertificateWriter
+from academy.certificates.issue import CertificateIssuer, CertificateWriter
 from academy.certificates.keys import (
     PASSPHRASE_ENV,
     KeyFileError,
@@ -38,11 +43,14 @@ from academy.certificates.keys import (
     generate_key,
     load_private_key,
     load_public_key,
+    public_key_from_did,
 )
 from academy.certificates.render import HtmlCertificate
+from academy.certificates.trust import CertificateCheck, Standing, named_signing_key
 from academy.certificates.vcjwt import CredentialSigner, CredentialVerifier, VerificationError
+from academy.errors import SigningKeyError
 from academy.levels import LevelRules, LevelState
-from academy.manifest import Course, Exercise, Level, ManifestError, Module
+from academy.manifest import Course, CourseIssuer, Exercise, Level, ManifestError, Module
 
 # One xdist worker runs this whole file, so its module-scoped fixtures are built once.
 pytestmark = pytest.mark.xdist_group("certificates")
@@ -161,6 +169,15 @@ def test_a_passphrase_encrypts_the_private_key(tmp_path, monkeypatch):
     monkeypatch.delenv(PASSPHRASE_ENV)
     with pytest.raises(KeyFileError, match=PASSPHRASE_ENV):
         load_private_key(paths.private)
+
+
+def test_a_did_key_is_the_public_key_itself(issuer):
+    key, _ = issuer
+    did = did_key(key.public_key())
+    assert did_key(public_key_from_did(did)) == did
+    for bad in ("did:key:z6Mk", did[:-1], did + "1", did.replace("z6Mk", "z6MK"), "x", None):
+        with pytest.raises(KeyFileError, match="is not an Ed25519 did:key"):
+            public_key_from_did(bad)
 
 
 # --- credentials ---------------------------------------------------------------------------
@@ -285,6 +302,75 @@ def test_self_assessed_certificates_are_marked_and_distinguishable(issuer, tmp_p
     assert "SELF-ASSESSED" not in official.html.read_text()
 
 
+# --- whose certificate it is ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def learner_key(tmp_path_factory):
+    """A learner's own key pair (as `f0 certify` makes it), never the course's."""
+    paths = KeyPaths.default("learner", tmp_path_factory.mktemp("learner") / "f0")
+    return generate_key(paths), paths
+
+
+def signed(key, self_assessed=False, issuer_name=None) -> bytes:
+    credential = build_credential(award(key, self_assessed=self_assessed))
+    if issuer_name is not None:
+        credential["issuer"]["name"] = issuer_name
+    return (CredentialSigner(key).sign(credential) + "\n").encode("ascii")
+
+
+def test_only_the_course_key_makes_a_certificate_the_courses(issuer, learner_key):
+    course_key, learner = issuer[0].public_key(), learner_key[0]
+    official = CertificateCheck(course_key).check_bytes(signed(issuer[0]), now=NOW)
+    assert official.standing is Standing.COURSE and official.accepted
+    assert official.signing_key_id == did_key(course_key) == official.course_key_id
+    # The course's key given explicitly: the same verdict.
+    given = CertificateCheck(course_key, course_key).check_bytes(signed(issuer[0]), now=NOW)
+    assert given.standing is Standing.COURSE and given.accepted
+
+    own = signed(learner, self_assessed=True)
+    found = CertificateCheck(course_key).check_bytes(own, now=NOW)  # checked with the key it names
+    assert found.standing is Standing.SELF_ASSESSED and not found.accepted
+    assert found.signing_key_id == did_key(learner.public_key()) != found.course_key_id
+    chosen = CertificateCheck(course_key, learner.public_key()).check_bytes(own, now=NOW)
+    assert chosen.standing is Standing.SELF_ASSESSED and chosen.accepted
+
+
+def test_a_learner_key_labelled_as_the_course_is_never_the_courses(issuer, learner_key):
+    """The finding: a learner signs with their own key and writes the course as issuer."""
+    course_key, learner = issuer[0].public_key(), learner_key[0]
+    forged = signed(learner, issuer_name=COURSE.title)
+    token = jwt.decode(forged.strip(), options={"verify_signature": False})
+    assert token["issuer"]["name"] == COURSE.title and "self-assessed" not in str(token)
+    default = CertificateCheck(course_key).check_bytes(forged, now=NOW)
+    assert default.standing is Standing.OTHER_KEY and not default.accepted
+    assert default.signing_key_id == did_key(learner.public_key())
+    chosen = CertificateCheck(course_key, learner.public_key()).check_bytes(forged, now=NOW)
+    assert chosen.standing is Standing.OTHER_KEY  # valid for that key; still not the course's
+    with pytest.raises(VerificationError, match="^wrong issuer key"):
+        CertificateCheck(course_key, course_key).check_bytes(forged, now=NOW)
+    # Naming the course's key in the header and issuer id does not help: the signature fails.
+    payload = jwt.decode(forged.strip(), options={"verify_signature": False})
+    payload["issuer"]["id"] = payload["iss"] = did_key(course_key)
+    header = {"kid": f"{did_key(course_key)}#x", "typ": "JWT"}
+    posing = jwt.encode(payload, learner, "EdDSA", headers=header).encode("ascii")
+    assert named_signing_key(posing) == did_key(course_key)
+    with pytest.raises(VerificationError, match="^bad signature"):
+        CertificateCheck(course_key).check_bytes(posing, now=NOW)
+
+
+def test_a_changed_certificate_fails_whichever_key_it_names(issuer, learner_key):
+    course_key, learner = issuer[0].public_key(), learner_key[0]
+    for token in (signed(issuer[0]), signed(learner, self_assessed=True)):
+        header, payload, signature = token.decode().strip().split(".")
+        changed = f"{header}.{payload[:-2]}{'A' if payload[-2] != 'A' else 'B'}{payload[-1]}"
+        with pytest.raises(VerificationError, match="^(bad signature|malformed)"):
+            CertificateCheck(course_key).check_bytes(f"{changed}.{signature}".encode(), now=NOW)
+    with pytest.raises(KeyFileError, match="no public key to verify against"):
+        CertificateCheck(None)
+    assert named_signing_key(b"not a token") is None
+
+
 def test_certificate_pages_escape_names_and_come_with_pdf_and_png(issuer, tmp_path):
     key, _ = issuer
     hostile = "<script>alert(1)</script> & $x^2$"
@@ -316,6 +402,13 @@ def graded_course(tmp_path_factory, issuer):
         {"id": "bronze", "title": "Context Fundamentals", "modules": [1]},
         {"id": "silver", "title": "Advanced", "requires": "bronze", "modules": [2]},
     ]
+    # The copy publishes the test's own issuer key as the course's (never the real one).
+    raw["issuer"] = {
+        "name": "Framework0 Academy",
+        "key_id": did_key(issuer[0].public_key()),
+        "public_key": "course-public.pem",
+    }
+    shutil.copy(issuer[1].public, root / "course-public.pem")
     (root / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     assert run(["nbgrader", "generate_assignment", "module1", "--force"], root).returncode == 0
     learners = {
@@ -366,6 +459,20 @@ def test_nbgrader_exporter_issues_a_certificate_per_student_who_reached_a_level(
     assert "bob: no level reached; bronze: module 1: 10 / 16, needs 12.8" in proc.stderr
 
 
+def test_issuing_signs_only_with_the_course_key(issuer, learner_key, tmp_path):
+    key, _ = issuer
+    ours = replace(
+        COURSE, issuer=CourseIssuer("Framework0 Academy", did_key(key.public_key()), tmp_path)
+    )
+    CertificateIssuer(ours, CertificateWriter(CredentialSigner(key), tmp_path))
+    with pytest.raises(SigningKeyError, match="is not this course's key"):
+        CertificateIssuer(ours, CertificateWriter(CredentialSigner(learner_key[0]), tmp_path))
+    with pytest.raises(SigningKeyError, match="publishes no course key"):
+        CertificateIssuer(
+            replace(COURSE, issuer=None), CertificateWriter(CredentialSigner(key), tmp_path)
+        )
+
+
 def test_f0_issue_reads_the_gradebook_too(graded_course, issuer, tmp_path):
     _, paths = issuer
     f0 = [sys.executable, "-m", "academy.cli"]
@@ -394,6 +501,20 @@ def test_f0_issue_reads_the_gradebook_too(graded_course, issuer, tmp_path):
     assert shown.returncode == 0 and shown.stdout.startswith("OK: Bronze"), shown.stdout
     credential = json.loads(shown.stdout[shown.stdout.index("\n{") + 1 :])
     assert credential["validUntil"] > credential["validFrom"]
+    course_id = did_key(issuer[0].public_key())
+    default = run([*f0, "verify", str(out / "ada-bronze.jwt")], graded_course)
+    assert default.returncode == 0, default.stdout + default.stderr
+    assert f"issued by Framework0 Academy (course key {course_id})" in default.stdout
+    stranger = generate_key(KeyPaths.default("stranger", tmp_path / "stranger"))
+    stranger_file = tmp_path / "stranger" / "stranger-private.pem"
+    refused = run(
+        [*f0, "issue", "--gradebook", "gradebook.db", "--key", str(stranger_file)], graded_course
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"the signing key {did_key(stranger.public_key())} is not this course's key" in (
+        refused.stdout
+    )
+    assert "Traceback" not in refused.stderr
     missing = run(
         [*f0, "issue", "--gradebook", "nope.db", "--key", str(paths.private)], graded_course
     )
@@ -405,3 +526,88 @@ def test_the_manifest_decides_what_is_available(graded_course):
     loaded = manifest.load(graded_course)
     statuses = {s.level.id: s.state for s in LevelRules(loaded).statuses({"module1": 16})}
     assert statuses == {"bronze": LevelState.REACHED, "silver": LevelState.UNAVAILABLE}
+
+
+# --- the course's published key ------------------------------------------------------------
+
+
+def test_the_committed_public_key_is_the_key_course_yaml_names():
+    assert COURSE.issuer is not None and COURSE.issuer.name == COURSE.title
+    assert COURSE.issuer.public_key.is_file(), "the course's public key must be committed"
+    assert did_key(load_public_key(COURSE.issuer.public_key)) == COURSE.issuer.key_id
+    assert did_key(COURSE.issuer.key()) == COURSE.issuer.key_id
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", str(COURSE.issuer.public_key)],
+        cwd=COURSE.root,
+        capture_output=True,
+    )
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(COURSE.issuer.public_key)], cwd=COURSE.root
+    )
+    if tracked.returncode != 0 and ignored.returncode == 0:
+        pytest.fail(".gitignore hides the course's public key; it must be committed")
+
+
+# A PEM private key: its header line followed by base64 text (not a mention in code).
+PRIVATE_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\s*[A-Za-z0-9+/=\s]{40}")
+
+
+def test_no_private_key_is_in_the_repository():
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=COURSE.root,
+        capture_output=True,
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = [COURSE.root / name for name in listed.stdout.decode().split("\0") if name]
+    assert len(files) > 50
+    found = [
+        str(path.relative_to(COURSE.root))
+        for path in files
+        if path.is_file() and PRIVATE_PEM.search(path.read_bytes())
+    ]
+    assert not found, f"private key(s) in the repository: {found}"
+    for passphrase in (None, b"secret"):  # the pattern finds real keys, plain or encrypted
+        encryption = (
+            serialization.BestAvailableEncryption(passphrase)
+            if passphrase
+            else serialization.NoEncryption()
+        )
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+        assert PRIVATE_PEM.search(b"KEY = '" + pem.replace(b"\n", b"\r\n") + b"'")
+
+
+def issuer_yaml(tmp_path: Path, key_id: str, pem: bytes | None) -> Path:
+    raw = yaml.safe_load((COURSE.root / "course.yaml").read_text())
+    raw["issuer"] = {"name": "X", "key_id": key_id, "public_key": "keys/course-public.pem"}
+    tmp_path.mkdir()
+    (tmp_path / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    if pem is not None:
+        (tmp_path / "keys").mkdir()
+        (tmp_path / "keys" / "course-public.pem").write_bytes(pem)
+    return tmp_path
+
+
+def test_the_manifest_refuses_a_key_file_that_is_not_the_key_id(tmp_path, issuer, learner_key):
+    _, paths = issuer
+    ours, theirs = did_key(issuer[0].public_key()), did_key(learner_key[0].public_key())
+    loaded = manifest.load(issuer_yaml(tmp_path / "a", ours, paths.public.read_bytes()))
+    assert loaded.issuer == CourseIssuer("X", ours, tmp_path / "a" / "keys/course-public.pem")
+    with pytest.raises(ManifestError) as mismatch:
+        manifest.load(issuer_yaml(tmp_path / "b", theirs, paths.public.read_bytes()))
+    assert str(mismatch.value).count("\n") == 0
+    assert f"issuer.public_key keys/course-public.pem is key {ours}, but issuer.key_id is " in (
+        str(mismatch.value)
+    )
+    with pytest.raises(ManifestError, match="issuer.public_key: .* is a private key"):
+        manifest.load(issuer_yaml(tmp_path / "c", ours, paths.private.read_bytes()))
+    with pytest.raises(ManifestError, match="issuer.key_id: .* is not an Ed25519 did:key"):
+        manifest.load(issuer_yaml(tmp_path / "d", ours[:-3], None))
+    with pytest.raises(ManifestError, match="at issuer/key_id"):
+        manifest.load(issuer_yaml(tmp_path / "e", "did:web:example.org", None))
+    # A copy of course.yaml alone still loads: the key id is the key.
+    alone = manifest.load(issuer_yaml(tmp_path / "f", ours, None))
+    assert did_key(alone.issuer.key()) == ours

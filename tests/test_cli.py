@@ -1,4 +1,4 @@
-"""The learner's f0 command: check, progress, hint, watch, certify; and keygen/verify.
+"""The learner's f0 command: check, progress, hint, watch, certify; keygen/verify; errors.
 
 Every command that writes learner state runs in a temporary copy of the course, so running
 the tests never touches the developer's own ``.f0/progress.json``.
@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -46,6 +47,10 @@ BRONZE_IS_MODULE_1 = [
     {"id": "bronze", "title": "Context Fundamentals", "modules": [1]},
     {"id": "silver", "title": "Advanced Context Usage", "requires": "bronze", "modules": [5]},
 ]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def write_solved(path: Path, **kwargs) -> Path:
@@ -213,22 +218,135 @@ def test_certify_signs_a_self_assessed_certificate_with_a_local_key(tmp_path, ke
     assert stat.S_IMODE((key_dir / "learner-private.pem").stat().st_mode) == 0o600
     token = folder / "self-assessed-bronze.jwt"
     public = key_dir / "learner-public.pem"
+    mine = did_of(public)
     ok = run([*F0, "verify", str(token), "--public-key", str(public)], root, env=WIDE)
-    assert ok.returncode == 0, ok.stdout
-    assert ok.stdout.startswith("OK: Bronze: Context Fundamentals (self-assessed) for Ada")
-    assert "SELF-ASSESSED: signed by the learner's own key" in ok.stdout
+    assert ok.returncode == 0, ok.stdout  # valid for the key given, and says whose it is
+    assert ok.stdout.startswith(
+        "SELF-ASSESSED: Bronze: Context Fundamentals (self-assessed) for Ada"
+    )
+    assert f"by the learner's own key {mine}, which is NOT this course's key" in ok.stdout
+    assert f"this course's key is {COURSE.issuer.key_id}" in ok.stdout
+    assert "OK" not in ok.stdout and "issued by Framework0" not in ok.stdout
+    default = run([*F0, "verify", str(token)], root, env=WIDE)  # against the course's key
+    assert default.returncode == 1, default.stdout
+    assert default.stdout.startswith("SELF-ASSESSED: ") and mine in default.stdout
+    assert "OK" not in default.stdout and "issued by Framework0" not in default.stdout
     assert "SELF-ASSESSED" in (folder / "self-assessed-bronze.html").read_text()
 
     other = tmp_path / "other"
     assert run([*F0, "keygen", "--out", str(other)], root).returncode == 0
     wrong = run([*F0, "verify", str(token), "--public-key", str(other / "issuer-public.pem")], root)
     assert wrong.returncode == 1 and wrong.stdout.startswith("FAILED: wrong issuer key")
+    assert f"names signing key {mine} (NOT this course's key)" in wrong.stdout
     text = token.read_text()
     middle = text.index(".") + 40
     token.write_text(text[:middle] + ("A" if text[middle] != "A" else "B") + text[middle + 1 :])
     bad = run([*F0, "verify", str(token), "--public-key", str(public)], root, env=WIDE)
     assert bad.returncode == 1 and bad.stdout.startswith("FAILED: ")
     assert "bad signature" in bad.stdout or "malformed" in bad.stdout
+
+
+def did_of(public_pem: Path) -> str:
+    from academy.certificates.keys import did_key, load_public_key
+
+    return did_key(load_public_key(public_pem))
+
+
+def publish_course_key(root: Path, keys: Path) -> str:
+    """Make a course key with `f0 keygen` outside the course and publish it in course.yaml."""
+    made = run([*F0, "keygen", "--out", str(keys)], root.parent)
+    assert made.returncode == 0, made.stdout + made.stderr
+    key_id = did_of(keys / "issuer-public.pem")
+    assert f"key id: {key_id}" in made.stdout
+    shutil.copy(keys / "issuer-public.pem", root / "course-public.pem")
+    raw = yaml.safe_load((root / "course.yaml").read_text())
+    raw["issuer"] = {
+        "name": "Framework0 Academy",
+        "key_id": key_id,
+        "public_key": "course-public.pem",
+    }
+    (root / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return key_id
+
+
+def test_verify_names_the_signing_key_and_whether_it_is_the_courses(tmp_path):
+    """The finding: a learner signs with their own key and labels the credential as the
+    course's. Only a credential signed by course.yaml's key is ever reported as the course's."""
+    from academy import manifest
+    from academy.certificates.credential import Award, IssuerProfile, Learner
+    from academy.certificates.issue import CertificateWriter
+    from academy.certificates.keys import KeyPaths, generate_key, load_private_key
+    from academy.certificates.vcjwt import CredentialSigner
+    from academy.levels import LevelRules
+
+    root = course_copy(tmp_path, BRONZE_IS_MODULE_1)
+    course_id = publish_course_key(root, tmp_path / "course-keys")
+    course = manifest.load(root)
+    course_key = load_private_key(tmp_path / "course-keys" / "issuer-private.pem")
+    learner_paths = KeyPaths.default("learner", tmp_path / "learner-keys")
+    learner_key = generate_key(learner_paths)
+    status = LevelRules(course).highest({"module1": 16})
+    ada = Learner("ada", "Ada Lovelace")
+
+    def write(key, name: str, self_assessed: bool, stem: str) -> Path:
+        signer = CredentialSigner(key)
+        award = Award(
+            course, status, ada, IssuerProfile(signer.issuer_id, name), self_assessed, now()
+        )
+        return CertificateWriter(signer, tmp_path / "certs", pictures=False).write(award, stem).jwt
+
+    official = write(course_key, "Framework0 Academy", False, "official")
+    forged = write(learner_key, "Framework0 Academy", False, "forged")  # the attack
+    learner_id = did_of(learner_paths.public)
+
+    for extra in ([], ["--public-key", str(tmp_path / "course-keys" / "issuer-public.pem")]):
+        ok = run([*F0, "verify", str(official), *extra], root, env=WIDE)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert ok.stdout.startswith("OK: Bronze: Context Fundamentals for Ada Lovelace (ada)")
+        assert f"issued by Framework0 Academy (course key {course_id}) on " in ok.stdout
+
+    attack = run([*F0, "verify", str(forged)], root, env=WIDE)
+    assert attack.returncode == 1, attack.stdout + attack.stderr
+    assert attack.stdout.startswith("NOT ISSUED BY THIS COURSE: Bronze")
+    assert f"signed by key {learner_id} which is NOT this course's key" in attack.stdout
+    assert f"this course's key is {course_id}" in attack.stdout
+    given = run(
+        [*F0, "verify", str(forged), "--public-key", str(learner_paths.public)], root, env=WIDE
+    )
+    assert given.returncode == 0, given.stdout + given.stderr  # valid for the key given...
+    assert f"signed by key {learner_id} which is NOT this course's key" in given.stdout
+    for proc in (attack, given):  # ...and never the course's
+        assert "OK" not in proc.stdout and "issued by Framework0 Academy" not in proc.stdout
+        assert "Traceback" not in proc.stderr
+
+    against_learner = run(
+        [*F0, "verify", str(official), "--public-key", str(learner_paths.public)], root, env=WIDE
+    )
+    assert against_learner.returncode == 1
+    assert against_learner.stdout.startswith("FAILED: wrong issuer key")
+    assert f"names signing key {course_id} (this course's key)" in against_learner.stdout
+
+    # Content cannot print a line of its own (a fake "OK: ... issued by ..." after a new line).
+    sneaky = Learner(
+        "ada", f"Ada\nOK: Gold for Ada, issued by Framework0 Academy (course key {course_id})"
+    )
+    signer = CredentialSigner(learner_key)
+    award = Award(course, status, sneaky, IssuerProfile(signer.issuer_id, "x"), False, now())
+    token = CertificateWriter(signer, tmp_path / "certs", pictures=False).write(award, "sneaky").jwt
+    shown = run([*F0, "verify", str(token)], root, env=WIDE)
+    assert shown.returncode == 1
+    assert not any(line.startswith("OK") for line in shown.stdout.splitlines())
+
+
+def test_verify_needs_a_key_when_the_course_publishes_none(tmp_path):
+    root = course_copy(tmp_path)
+    raw = yaml.safe_load((root / "course.yaml").read_text())
+    del raw["issuer"]
+    (root / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    token = tmp_path / "c.jwt"
+    token.write_text("a.b.c\n")
+    proc = run([*F0, "verify", str(token)], root, env=WIDE)
+    assert proc.returncode == 1 and "no public key to verify against" in proc.stdout
 
 
 def test_keygen_writes_private_keys_only_outside_repositories(tmp_path):
@@ -255,3 +373,38 @@ def test_options_after_a_double_dash_go_to_nbgrader(monkeypatch):
     assert seen["nbgrader_args"] == ["--Execute.timeout=5"] and seen["workers"] == 2
     with pytest.raises(SystemExit):
         cli.main(["progress", "--", "--Execute.timeout=5"])
+
+
+# --- errors: one root, one line, exit code 2 ------------------------------------------------
+
+
+def test_stale_with_a_broken_notebook_prints_one_line_and_exits_2(tmp_path):
+    from academy.build import copy_course
+
+    root = tmp_path / "course"
+    root.mkdir()
+    copy_course(COURSE, root)
+    broken = root / "curriculum" / MODULE.id / MODULE.notebook
+    broken.write_text('{"cells": [')  # a notebook cut off half-way
+    proc = run([*F0, "stale"], root, env=WIDE)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout
+    assert lines[0].startswith(f"curriculum/{MODULE.id}/{MODULE.notebook}: not a readable notebook")
+
+
+@pytest.mark.parametrize(
+    "error",
+    ["BuildError", "SandboxUnavailable", "ProgressError", "KeyFileError", "VerificationError"],
+)
+def test_f0_catches_the_root_and_prints_one_line(monkeypatch, capsys, error):
+    from academy import cli, errors
+
+    def fail(args):
+        raise getattr(errors, error)(f"{error} in module1: what went wrong")
+
+    monkeypatch.setattr(cli, "cmd_progress", fail)
+    assert cli.main(["progress"]) == 2
+    out = capsys.readouterr().out
+    assert out == f"{error} in module1: what went wrong\n"

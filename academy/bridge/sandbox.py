@@ -20,15 +20,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from academy.errors import SandboxUnavailable
+
 __all__ = ["MODES", "Sandbox", "SandboxUnavailable"]
 
 MODES = ("auto", "require", "off")
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/alternatives", "/etc/fonts")
 PACKAGES = ("academy", "framework0")  # what the worker imports, wherever it is installed
-
-
-class SandboxUnavailable(RuntimeError):
-    """The sandbox was required but cannot be built on this machine."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from academy.errors import CertificateError
 from academy.levels import LevelStatus
 from academy.manifest import Course
 
@@ -88,7 +89,7 @@ def build_credential(award: Award) -> dict[str, Any]:
     """The unsigned credential: issuer, subject, achievement, evidence, validity."""
     course, level = award.course, award.status.level
     if not award.status.reached:
-        raise ValueError(f"level {level.id} is {award.status.state.value}: no credential")
+        raise CertificateError(f"level {level.id} is {award.status.state.value}: no credential")
     suffix = " (self-assessed)" if award.self_assessed else ""
     achievement_id = _urn(course, "achievement", level.id)
     if award.self_assessed:

@@ -20,8 +20,9 @@ from traitlets import Integer, Unicode
 
 from academy import manifest
 from academy.certificates.issue import CertificateIssuer, CertificateWriter, GradebookScores
-from academy.certificates.keys import KeyFileError, KeyPaths, load_private_key
+from academy.certificates.keys import KeyPaths, load_private_key
 from academy.certificates.vcjwt import CredentialSigner
+from academy.errors import CertificateError
 
 __all__ = ["CertificateExporter"]
 
@@ -33,7 +34,7 @@ class CertificateExporter(ExportPlugin):
         str(KeyPaths.default("issuer").private),
         help="The course's Ed25519 private key (PKCS#8 PEM), made with `f0 keygen`.",
     ).tag(config=True)
-    issuer_name = Unicode("", help="Issuer name on certificates (default: course title).").tag(
+    issuer_name = Unicode("", help="Issuer name on certificates (default: course.yaml's).").tag(
         config=True
     )
     valid_days = Integer(0, help="Days each certificate stays valid (0: no end date).").tag(
@@ -45,15 +46,15 @@ class CertificateExporter(ExportPlugin):
         out = Path(self.to or "certificates")
         try:
             signer = CredentialSigner(load_private_key(Path(self.key_file).expanduser()))
-        except KeyFileError as exc:
+            issuer = CertificateIssuer(
+                course,
+                CertificateWriter(signer, out),
+                issuer_name=self.issuer_name or None,
+                valid_days=self.valid_days or None,
+            )
+        except CertificateError as exc:
             self.log.error("%s (set --CertificateExporter.key_file; see `f0 keygen`)", exc)
             raise SystemExit(1) from exc
-        issuer = CertificateIssuer(
-            course,
-            CertificateWriter(signer, out),
-            issuer_name=self.issuer_name or None,
-            valid_days=self.valid_days or None,
-        )
         students = GradebookScores(course).read(
             gradebook, [str(s) for s in self.student], [str(a) for a in self.assignment]
         )

@@ -23,6 +23,7 @@ from academy.certificates.credential import (
     build_credential,
 )
 from academy.certificates.vcjwt import CredentialSigner
+from academy.errors import SigningKeyError
 from academy.levels import LevelRules, LevelStatus
 from academy.manifest import Course
 from academy.progress import ModuleRecord
@@ -130,7 +131,11 @@ class IssueReport:
 
 
 class CertificateIssuer:
-    """The instructor's side: one certificate per student, for the highest level reached."""
+    """The instructor's side: one certificate per student, for the highest level reached.
+
+    It signs only with the key ``course.yaml`` publishes (``issuer.key_id``): a certificate
+    signed by any other key would name the course without being the course's.
+    """
 
     def __init__(
         self,
@@ -139,10 +144,22 @@ class CertificateIssuer:
         issuer_name: str | None = None,
         valid_days: int | None = None,
     ) -> None:
+        signing = writer.signer.issuer_id
+        if course.issuer is None:
+            raise SigningKeyError(
+                "course.yaml publishes no course key (issuer: name, key_id, public_key), so no "
+                "certificate could be verified as the course's; add it first (see `f0 keygen`)"
+            )
+        if signing != course.issuer.key_id:
+            raise SigningKeyError(
+                f"the signing key {signing} is not this course's key {course.issuer.key_id} "
+                "(course.yaml: issuer.key_id); its certificates would not be the course's, so "
+                "sign with the course's private key"
+            )
         self.course = course
         self.writer = writer
         self.rules = LevelRules(course)
-        self.issuer = IssuerProfile(writer.signer.issuer_id, issuer_name or course.title)
+        self.issuer = IssuerProfile(signing, issuer_name or course.issuer.name)
         self.valid_days = valid_days
 
     def issue(self, students: Iterable[StudentScores]) -> IssueReport:

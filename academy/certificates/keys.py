@@ -4,7 +4,9 @@ Private keys are PKCS#8 PEM files with mode 0600 in a 0700 folder outside the co
 repository (``~/.config/framework0-academy/`` by default, or ``$XDG_CONFIG_HOME``), encrypted
 when ``F0_KEY_PASSPHRASE`` is set. Public keys are SubjectPublicKeyInfo PEM files that can be
 published. A key is named by its ``did:key`` identifier, which is derived from the public key
-alone, so a verifier can tell which key signed a credential without any network lookup.
+alone, so a verifier can tell which key signed a credential without any network lookup (and,
+the other way round, ``public_key_from_did`` reads the key back from its id). The course's own
+public key is committed, and its id is ``issuer.key_id`` in ``course.yaml``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from academy.errors import KeyFileError
+
 __all__ = [
     "KeyFileError",
     "KeyPaths",
@@ -24,15 +28,12 @@ __all__ = [
     "generate_key",
     "load_private_key",
     "load_public_key",
+    "public_key_from_did",
 ]
 
 PASSPHRASE_ENV = "F0_KEY_PASSPHRASE"
 _ED25519_MULTICODEC = b"\xed\x01"
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-class KeyFileError(ValueError):
-    """A key file is missing, unreadable, of the wrong kind or in the wrong place."""
 
 
 def config_dir() -> Path:
@@ -146,6 +147,36 @@ def did_key(key: Ed25519PublicKey) -> str:
     """The key's ``did:key`` identifier (multicodec ed25519-pub, multibase base58btc)."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "did:key:z" + _base58(_ED25519_MULTICODEC + raw)
+
+
+def public_key_from_did(did: str) -> Ed25519PublicKey:
+    """The public key a ``did:key`` identifier names (the identifier *is* the key)."""
+    problem = KeyFileError(f"{did!r} is not an Ed25519 did:key (did:key:z6Mk...)")
+    prefix = "did:key:z"
+    if not isinstance(did, str) or not did.startswith(prefix) or len(did) > 64:
+        raise problem
+    raw = _unbase58(did[len(prefix) :])
+    if raw is None or len(raw) != 34 or not raw.startswith(_ED25519_MULTICODEC):
+        raise problem
+    try:
+        key = Ed25519PublicKey.from_public_bytes(raw[2:])
+    except ValueError as exc:
+        raise problem from exc
+    if did_key(key) != did:  # only the canonical spelling names the key
+        raise problem
+    return key
+
+
+def _unbase58(text: str) -> bytes | None:
+    number = 0
+    for char in text:
+        digit = _BASE58.find(char)
+        if digit < 0:
+            return None
+        number = number * 58 + digit
+    leading_ones = len(text) - len(text.lstrip("1"))
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    return b"\0" * leading_ones + body
 
 
 def _base58(data: bytes) -> str:

@@ -149,8 +149,8 @@ class PrintedCertificate:
         text(
             0.5,
             0.11,
-            "Verify the signed credential (.jwt) with `f0 verify` and the issuer's "
-            f"public key {view.issuer_id[:32]}…",
+            "Verify the signed credential (.jwt) with `f0 verify`; it names the signing key "
+            f"{view.issuer_id[:32]}…",
             fontsize=8.5,
             color="#667",
         )

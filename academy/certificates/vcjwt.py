@@ -9,6 +9,9 @@ all cryptography is PyJWT's and ``cryptography``'s.
 Verification is strict about the token's text: three base64url segments in canonical form
 only (PyJWT's own decoder accepts non-zero padding bits, so two different texts could carry
 one signature), so any changed byte of a certificate file fails, and every failure says why.
+
+A valid signature says which key signed, nothing more: ``academy.certificates.trust`` decides
+whether that key is the course's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from academy.certificates.credential import SELF_ASSESSED_TYPE, VC_CONTEXT, parse_time
 from academy.certificates.keys import did_key
+from academy.errors import SigningKeyError, VerificationError
 
 __all__ = ["CredentialSigner", "CredentialVerifier", "VerificationError", "VerifiedCredential"]
 
@@ -35,14 +39,6 @@ ALGORITHM = "EdDSA"
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _NAMES = ("header", "payload", "signature")
 _EDDSA = OKPAlgorithm()  # PyJWT's EdDSA (Ed25519 through `cryptography`)
-
-
-class VerificationError(ValueError):
-    """The credential does not verify; ``reason`` is the sentence a person reads."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _b64url(data: bytes) -> str:
@@ -67,7 +63,7 @@ class CredentialSigner:
     def sign(self, credential: dict[str, Any]) -> str:
         issuer = credential.get("issuer", {}).get("id")
         if issuer != self.issuer_id:
-            raise ValueError(
+            raise SigningKeyError(
                 f"credential issuer {issuer!r} is not this key ({self.issuer_id}): "
                 "a credential must be signed by the key its issuer id names"
             )

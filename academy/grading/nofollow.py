@@ -22,6 +22,8 @@ import shutil
 import stat
 from typing import Any
 
+from academy.errors import NotARegularFile
+
 __all__ = [
     "MAX_COPY_BYTES",
     "NotARegularFile",
@@ -33,10 +35,6 @@ __all__ = [
 
 MAX_COPY_BYTES = 64 * 2**20  # the kernel's own file-size cap; larger files are not copied
 log = logging.getLogger(__name__)
-
-
-class NotARegularFile(OSError):
-    """A student-folder entry that is a link, FIFO, socket, device or oversized file."""
 
 
 def _open_regular(path: str, flags: int = os.O_RDONLY) -> int:
