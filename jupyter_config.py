@@ -22,16 +22,20 @@ from nbgrader.preprocessors import (
     ClearOutput,
     ClearSolutions,
     ComputeChecksums,
+    DeduplicateIds,
     IgnorePattern,
     IncludeHeaderFooter,
     InstantiateTests,
     LimitOutput,
     LockCells,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
     SaveCells,
 )
 
 from academy.grading.nofollow import protect_student_folders
+from academy.grading.sanitize import GuardSubmission
 from academy.grading.steps import (
     ClearReflectionAnswers,
     ExecuteReference,
@@ -83,6 +87,18 @@ c.GenerateSolution.preprocessors = [
     ClearHiddenTests,
     ClearMarkScheme,
     ExecuteReference,
+]
+
+# nbgrader's sanitize steps, after GuardSubmission: copied or foreign cell metadata is repaired
+# (and noted), and a notebook that cannot be graded fails alone with its reason, instead of
+# ending the whole run (see academy/grading/sanitize.py).
+c.Autograde.sanitize_preprocessors = [
+    GuardSubmission,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
 ]
 
 c.Autograde.autograde_preprocessors = [

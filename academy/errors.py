@@ -24,8 +24,7 @@ from this module and from the module that raises it (``academy.manifest.Manifest
     │   └── LearnerCrashed                         the worker process ended           [bridge]
     └── LearnerException                           the learner's code raised          [bridge]
 
-``[bridge]``: defined in ``academy.bridge.client`` (``tests/test_academy_errors.py`` lists
-the classes that do not derive from the root yet).
+``[bridge]``: defined in ``academy.bridge.client``, beside the bridge that raises them.
 """
 
 from __future__ import annotations

@@ -15,10 +15,6 @@ import academy
 from academy import errors
 from academy.errors import AcademyError
 
-# Defined in academy/bridge/client.py, which is edited elsewhere: re-based there, then
-# removed from here (their xfail is strict, so the tests say when that is due).
-NOT_REBASED_YET = {"LearnerError", "LearnerTimeout", "LearnerCrashed", "LearnerException"}
-
 
 def academy_exceptions() -> list[type[BaseException]]:
     """Every exception class defined anywhere in the academy package."""
@@ -38,31 +34,13 @@ def academy_exceptions() -> list[type[BaseException]]:
 EXCEPTIONS = academy_exceptions()
 
 
-def pending(names: set[str]):
-    """Parametrise over EXCEPTIONS; those in ``names`` are expected to fail for now."""
-    return [
-        pytest.param(
-            cls,
-            id=cls.__name__,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=f"{cls.__module__} does not derive it from AcademyError yet; once it "
-                "does, drop it from NOT_REBASED_YET",
-            ),
-        )
-        if cls.__name__ in names
-        else pytest.param(cls, id=cls.__name__)
-        for cls in EXCEPTIONS
-    ]
-
-
 def test_the_academy_package_has_the_exceptions_we_expect():
     names = {c.__name__ for c in EXCEPTIONS}
     assert {"ManifestError", "BuildError", "KeyFileError", "VerificationError"} <= names
     assert len(EXCEPTIONS) >= 14
 
 
-@pytest.mark.parametrize("cls", pending(NOT_REBASED_YET))
+@pytest.mark.parametrize("cls", EXCEPTIONS, ids=lambda c: c.__name__)
 def test_every_academy_exception_derives_from_academy_error(cls):
     assert issubclass(cls, AcademyError)
 
@@ -96,7 +74,7 @@ def test_the_tree_draws_every_academy_exception():
     }
 
 
-@pytest.mark.parametrize("cls", pending({"LearnerError", "LearnerException"}))
+@pytest.mark.parametrize("cls", EXCEPTIONS, ids=lambda c: c.__name__)
 def test_the_tree_is_the_real_hierarchy(cls):
     parent, builtins = drawn_tree()[cls.__name__]
     ours = [b for b in cls.__bases__ if b.__module__.startswith("academy.")]

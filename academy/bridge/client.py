@@ -9,6 +9,18 @@ here, out of the learner's reach.
 The worker is bounded: a wall-clock deadline per request, and CPU, memory, file-size and
 open-file limits. When it hangs or dies, the request raises ``LearnerTimeout`` or
 ``LearnerCrashed`` and the next request starts a fresh worker with the learner's code.
+
+The reply pipe is not the grader's alone: the learner's code runs in the worker and may write
+on any descriptor it inherits. So each request carries a fresh random id, and only a line
+naming that id answers it; every other line (no id, an old or guessed id, not JSON) is
+dropped and counted in ``Learner.stray_lines``. We drop rather than end the worker: a stray
+line can then cost its author nothing but time, and it cannot buy time either, since a
+request's deadline is fixed when the request is sent. Loading progress (which cell is
+running, used to leave out a cell that hangs) counts only with the load request's id and
+only for a cell that is being loaded; it never moves the deadline. Learner code that reads
+the id of the request being served can answer that one request itself, which gives it
+nothing it does not already have: the answer to a call is the learner's data anyway, and
+every check on it runs here.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import select
 import signal
 import subprocess
@@ -28,6 +41,7 @@ from typing import Any
 from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.sandbox import Sandbox
 from academy.bridge.worker import TAG
+from academy.errors import AcademyError
 
 __all__ = [
     "Learner",
@@ -41,7 +55,7 @@ __all__ = [
 ]
 
 
-class LearnerError(Exception):
+class LearnerError(AcademyError):
     """The learner's code could not answer (it hung or crashed); the message says which."""
 
 
@@ -53,7 +67,7 @@ class LearnerCrashed(LearnerError):
     """The worker process ended while answering (os._exit, a segfault, a memory kill)."""
 
 
-class LearnerException(Exception):
+class LearnerException(AcademyError):
     """The learner's code raised; ``type``, ``mro`` and ``message`` describe the exception."""
 
     def __init__(self, info: dict[str, Any]) -> None:
@@ -81,6 +95,7 @@ class Limits:
     open_files: int = 256
     max_processes: int = 64  # processes and threads, via a pids cgroup where one can be made
     sandbox: str = "auto"  # see academy.bridge.sandbox: auto, require or off
+    max_left_out: int = 5  # cells left out for hanging or crashing while loading, at most
 
 
 @dataclass(frozen=True)
@@ -166,12 +181,14 @@ class Learner:
     python: str = sys.executable
     load_problems: list[dict[str, Any]] = field(default_factory=list)
     restarts: int = 0
+    stray_lines: int = 0  # lines on the reply pipe that answered no pending request
     _proc: subprocess.Popen[bytes] | None = None
     _req: Any = None
     _rep: Any = None
     _buffer: bytes = b""
     _workdir: tempfile.TemporaryDirectory[str] | None = None
     _progress: int | None = None
+    _loading: frozenset[int] = frozenset()
     _cgroup: LearnerCgroup | None = None
 
     # ---------------------------------------------------------------- public API
@@ -286,13 +303,22 @@ class Learner:
         if self._proc is None:
             self._start()
         reply = self._exchange(request, self.limits.call_seconds)
-        if "raised" in reply:
-            raise LearnerException(reply["raised"])
-        if "protocol_error" in reply:
+        try:
+            if "raised" in reply:
+                info = reply["raised"]
+                if not _is_error(info):
+                    raise TypeError("malformed exception")
+                error = LearnerException(info)
+            elif "value" in reply:
+                return self._decode(reply["value"])
+            else:
+                problem = reply.get("protocol_error", "no value in the answer")
+                raise LearnerCrashed(f"the grader could not read your code's answer: {problem}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LearnerCrashed(
-                f"the grader could not read your code's answer: {reply['protocol_error']}"
-            )
-        return self._decode(reply["value"])
+                f"the grader could not read your code's answer ({type(exc).__name__})"
+            ) from None
+        raise error
 
     def _start(self) -> None:
         """Start a worker and load the learner's cells into it.
@@ -306,12 +332,18 @@ class Learner:
             left_out = {p["cell"] for p in self.load_problems if p.get("left_out")}
             cells = [c for c in self.cells if c["index"] not in left_out]
             self._progress = None
+            self._loading = frozenset(c["index"] for c in cells)
             try:
                 reply = self._exchange({"op": "load", "cells": cells}, self.limits.load_seconds)
             except LearnerError as exc:
                 culprit = self._progress
                 if culprit is None or culprit in left_out:
                     raise
+                if len(left_out) >= self.limits.max_left_out:
+                    raise type(exc)(
+                        f"{exc}; {len(left_out)} cells were left out already, the most "
+                        "the grader leaves out"
+                    ) from None
                 label = next(
                     c.get("label", f"cell {culprit}") for c in cells if c["index"] == culprit
                 )
@@ -330,10 +362,20 @@ class Learner:
                     }
                 )
                 continue
-            if "value" not in reply:
+            finally:
+                self._loading = frozenset()
+            problems = reply.get("value")
+            if not isinstance(problems, list) or not all(
+                isinstance(p, dict)
+                and type(p.get("cell")) is int
+                and isinstance(p.get("label"), str)
+                and _is_error(p.get("error"))
+                for p in problems
+            ):
+                self.close()
                 raise LearnerCrashed("the grader could not load your notebook's code")
             kept = [p for p in self.load_problems if p.get("left_out")]
-            self.load_problems = kept + reply["value"]
+            self.load_problems = kept + problems
             return
 
     def _spawn(self) -> None:
@@ -392,16 +434,37 @@ class Learner:
         ):
             resource.setrlimit(getattr(resource, name), (value, value))
 
-    def _exchange(self, request: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
-        """Send ``request`` (None: only read) and wait up to ``seconds`` for its reply."""
+    def _exchange(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """Send ``request`` with a fresh id and wait up to ``seconds`` for the reply naming it.
+
+        The deadline is fixed here, before anything is read: no line on the reply pipe (a
+        progress message, a stray or forged reply) can move it. Lines that do not name this
+        request are dropped; see the module docstring.
+        """
         assert self._proc is not None
-        if request is not None:
-            try:
-                os.write(self._req, (json.dumps(request, allow_nan=False) + "\n").encode())
-            except (BrokenPipeError, OSError):
-                return self._died()
+        rid = secrets.token_hex(12)
+        try:
+            line = json.dumps(dict(request, id=rid), allow_nan=False) + "\n"
+            os.write(self._req, line.encode())
+        except (BrokenPipeError, OSError):
+            return self._died()
         deadline = time.monotonic() + seconds
-        while b"\n" not in self._buffer:
+        tag = rid.encode()
+        while True:
+            while b"\n" in self._buffer:
+                line, _, self._buffer = self._buffer.partition(b"\n")
+                if not line:
+                    continue  # the worker starts each line with a newline: see worker.main
+                message = _parse(line) if tag in line else None
+                if message is None or message.get("id") != rid:
+                    self.stray_lines += 1
+                    continue
+                if "progress" in message:
+                    cell = message["progress"]
+                    if type(cell) is int and cell in self._loading:
+                        self._progress = cell  # loading moved on to this cell
+                    continue
+                return message
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
@@ -419,12 +482,6 @@ class Learner:
                 if len(self._buffer) > 64 * 1024 * 1024:
                     self.close()
                     raise LearnerCrashed("your code's answer was larger than 64 MB")
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        reply = json.loads(line)
-        if isinstance(reply, dict) and set(reply) == {"progress"}:
-            self._progress = reply["progress"]  # loading moved on to the next cell
-            return self._exchange(None, seconds)
-        return reply
 
     def _died(self) -> dict[str, Any]:
         proc = self._proc
@@ -432,6 +489,25 @@ class Learner:
         self.close()
         self.restarts += 1
         raise LearnerCrashed(_describe_exit(code))
+
+
+def _is_error(info: Any) -> bool:
+    """Does ``info`` describe an exception the way the worker does (see describe_exception)?"""
+    return (
+        isinstance(info, dict)
+        and all(isinstance(info.get(k), str) for k in ("type", "message", "where"))
+        and isinstance(info.get("mro"), list)
+        and all(isinstance(k, str) for k in info["mro"])
+    )
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """A reply line as a JSON object, or None for anything else (a stray or broken line)."""
+    try:
+        message = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return message if isinstance(message, dict) else None
 
 
 def _describe_exit(code: int | None) -> str:

@@ -7,7 +7,14 @@ modules, printing fake scores, returning objects whose ``==`` is always true) it
 reach the assertions, which run in the grader's process.
 
 Protocol: one JSON request per line on file descriptor ``REQ_FD``, one JSON reply per line
-on ``REP_FD``. stdout and stderr belong to the learner's code and are never parsed.
+on ``REP_FD``. Every request carries an ``id`` and every line this worker writes for it (the
+reply, and while loading the ``{"id": ..., "progress": cell}`` lines) echoes that id. stdout
+and stderr belong to the learner's code and are never parsed.
+
+The learner's code runs in this process and can write on ``REP_FD`` too (or read the request
+being served). The grader therefore treats what comes back as the learner's data: it reads
+only the line naming the request it is waiting for, ignores every other line, and fixes each
+request's deadline when it sends it (see ``academy.bridge.client.Learner._exchange``).
 """
 
 from __future__ import annotations
@@ -222,27 +229,40 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
 def main() -> None:
     req_fd, rep_fd = int(sys.argv[1]), int(sys.argv[2])
     requests = os.fdopen(req_fd, "r", encoding="utf-8")
-    replies = os.fdopen(rep_fd, "w", encoding="utf-8")
     owner = os.getpid()
+    current: dict[str, Any] = {"id": None}  # the id of the request being served
 
-    def speak(text: str) -> None:
+    def speak(message: dict[str, Any]) -> None:
         if os.getpid() != owner:  # a fork made by learner code came back here: never answer
             os._exit(0)
-        replies.write(text + "\n")
-        replies.flush()
+        try:
+            text = json.dumps(dict(message, id=current["id"]), allow_nan=False)
+        except Exception as exc:  # noqa: BLE001 - report, keep serving
+            problem = f"{type(exc).__name__}: {exc}"
+            text = json.dumps({"protocol_error": problem, "id": current["id"]})
+        # One write, starting with a newline: a partial line that learner code left on the
+        # pipe ends there instead of swallowing this reply (a pipe write up to 4 KiB is atomic).
+        data = ("\n" + text + "\n").encode()
+        while data:
+            data = data[os.write(rep_fd, data) :]
 
     def progress(index: int) -> None:
-        speak(json.dumps({"progress": index}))
+        speak({"progress": index})
 
     worker = Worker(progress)
     for line in requests:
-        request = json.loads(line)
+        try:
+            request = json.loads(line)
+            current["id"] = request.get("id")
+        except (ValueError, AttributeError) as exc:
+            current["id"] = None
+            speak({"protocol_error": f"unreadable request: {type(exc).__name__}"})
+            continue
         try:
             reply = worker.serve(request)
-            text = json.dumps(reply, allow_nan=False)
         except Exception as exc:  # noqa: BLE001 - report, keep serving
-            text = json.dumps({"protocol_error": f"{type(exc).__name__}: {exc}"})
-        speak(text)
+            reply = {"protocol_error": f"{type(exc).__name__}: {exc}"}
+        speak(reply)
 
 
 if __name__ == "__main__":

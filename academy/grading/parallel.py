@@ -8,6 +8,13 @@ flag just before the grades, so saved grades are complete). Batches keep nbgrade
 cost (about 2 s per process) from eating the gain; progress is still reported per student, and
 an interrupted run keeps every student already graded: running again grades only the students
 not yet saved (``force`` regrades all).
+
+One student never costs another their grade. A notebook nbgrader cannot grade fails alone:
+``GuardSubmission`` (``academy/grading/sanitize.py``) sets it aside inside nbgrader, flagged,
+with a one-line reason in the gradebook that is reported here (status ``failed``, the reason
+as its error). And whatever else makes an nbgrader process stop early, each student of its
+batch left without grades is graded once more in a batch of their own, so only the student
+that stops nbgrader stays ungraded.
 """
 
 from __future__ import annotations
@@ -20,14 +27,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 
 from academy.build import tool_env
+from academy.grading.sanitize import NOT_GRADED
 
 __all__ = ["StudentResult", "grade_in_parallel", "is_saved", "submitted_students"]
 
@@ -74,12 +85,64 @@ def _saved_in(private: Path, assignment: str, students: list[str]) -> list[str]:
         return []
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """nbgrader's ``add_submission`` warns (SAWarning, autoflush) on every new submission."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        yield
+
+
+def _not_graded(gb: Gradebook, assignment: str, student: str) -> str:
+    """The reason ``GuardSubmission`` recorded for notebooks it could not grade ('' if none)."""
+    try:
+        submission = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return ""
+    reasons = []
+    for nb in submission.notebooks:
+        for comment in nb.comments:
+            text = comment.auto_comment or ""
+            if text.startswith(NOT_GRADED):
+                reasons.append(f"{nb.name}.ipynb not graded: {text[len(NOT_GRADED) :]}")
+                break
+    return "; ".join(reasons)
+
+
+def _reason_in(private: Path, assignment: str, student: str) -> str:
+    with Gradebook(_db_url(private)) as gb:
+        return _not_graded(gb, assignment, student)
+
+
+def _copy_flags(private: Path, main: Gradebook, assignment: str, student: str) -> str:
+    """For a student nbgrader failed: copy the flags and the reason into the real gradebook."""
+    with Gradebook(_db_url(private)) as gb:
+        reason = _not_graded(gb, assignment, student)
+        if not reason:
+            return ""
+        source = gb.find_submission(assignment, student)
+        with _quiet():
+            main.update_or_create_student(student)
+            main.update_or_create_submission(assignment, student, timestamp=source.timestamp)
+        for nb in source.notebooks:
+            target_nb = main.find_submission_notebook(nb.name, assignment, student)
+            target_nb.flagged = target_nb.flagged or nb.flagged
+            for comment in nb.comments:
+                into = main.find_comment(comment.name, nb.name, assignment, student)
+                into.auto_comment = comment.auto_comment
+        main.db.commit()
+        return reason
+
+
 def _copy_grades(private: Path, main: Gradebook, assignment: str, student: str) -> StudentResult:
     """Copy one student's autograde results from a private gradebook into the real one."""
     with Gradebook(_db_url(private)) as gb:
         source = gb.find_submission(assignment, student)
-        main.update_or_create_student(student)
-        target = main.update_or_create_submission(assignment, student, timestamp=source.timestamp)
+        with _quiet():
+            main.update_or_create_student(student)
+            target = main.update_or_create_submission(
+                assignment, student, timestamp=source.timestamp
+            )
         for nb in source.notebooks:
             target_nb = main.find_submission_notebook(nb.name, assignment, student)
             target_nb.flagged = nb.flagged
@@ -91,12 +154,14 @@ def _copy_grades(private: Path, main: Gradebook, assignment: str, student: str) 
                 into = main.find_comment(comment.name, nb.name, assignment, student)
                 into.auto_comment = comment.auto_comment
         main.db.commit()
+        reason = _not_graded(gb, assignment, student)  # graded as a stand-in: 0, flagged
         return StudentResult(
             student,
-            "graded",
+            "failed" if reason else "graded",
             target.score,
             target.max_score,
             any(nb.flagged for nb in source.notebooks),
+            error=reason,
         )
 
 
@@ -135,11 +200,17 @@ def grade_in_parallel(
         done_students: set[str] = set()
 
         def save(number: int, result: StudentResult) -> None:
-            """Copy a graded student's grades into the real gradebook (this thread only)."""
+            """Copy a student's grades, or flags and reason, into the real gradebook (this
+            thread only)."""
             if result.status == "graded":
                 saved = _copy_grades(private(number), main, assignment, result.student)
                 result.score, result.max_score = saved.score, saved.max_score
                 result.flagged = saved.flagged
+                result.status, result.error = saved.status, saved.error
+            elif result.status == "failed":
+                reason = _copy_flags(private(number), main, assignment, result.student)
+                if reason:
+                    result.error, result.flagged = reason, True
 
         marks: dict[int, float] = {}  # batch -> when it was last seen to finish a student
 
@@ -167,26 +238,39 @@ def grade_in_parallel(
             running: dict[Future[list[StudentResult]], int] = {}
             processes: dict[int, subprocess.Popen[str]] = {}
             pool = ThreadPoolExecutor(max_workers=workers)
+
+            def launch(number: int) -> None:
+                future = pool.submit(
+                    _autograde_batch,
+                    root,
+                    assignment,
+                    batches[number],
+                    students,
+                    number,
+                    private(number),
+                    nbgrader_args,
+                    processes,
+                )
+                running[future] = number
+
             try:
-                for number, batch in enumerate(batches):
-                    future = pool.submit(
-                        _autograde_batch,
-                        root,
-                        assignment,
-                        batch,
-                        students,
-                        number,
-                        private(number),
-                        nbgrader_args,
-                        processes,
-                    )
-                    running[future] = number
+                for number, _ in enumerate(batches):
+                    launch(number)
                 while running:
                     done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
                     for future in done:
                         number = running.pop(future)
                         for result in future.result():
                             if result.student in done_students:  # saved while the batch ran
+                                continue
+                            if (
+                                result.status == "failed"
+                                and len(batches[number]) > 1
+                                and not _reason_in(private(number), assignment, result.student)
+                            ):  # a batch-mate may have stopped nbgrader: once more, alone
+                                batches.append([result.student])
+                                shutil.copy2(main_db, private(len(batches) - 1))
+                                launch(len(batches) - 1)
                                 continue
                             save(number, result)
                             done_students.add(result.student)
@@ -240,6 +324,9 @@ def _autograde_batch(
     processes: dict[int, subprocess.Popen[str]],
 ) -> list[StudentResult]:
     env = tool_env()
+    # Everyone else who submitted, not only the students of this run: with --student, the
+    # others must not be graded (or stop nbgrader) inside this batch.
+    everyone = sorted({*everyone, *submitted_students(root, assignment)})
     others = ",".join(s for s in everyone if s not in batch)
     command = [
         sys.executable,
