@@ -8,12 +8,22 @@ which behaviour is wrong. The learner's code is reached through the ``learner`` 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 import pytest
 
 from academy.bridge.client import expr
-from academy.grading.cases import case, check, in_worker, is_a, make_context, raises
+from academy.grading.cases import (
+    case,
+    changed_in_worker,
+    check,
+    confirm,
+    is_a,
+    make_context,
+    raises,
+    read_back,
+)
 
 SEED_KEYS = {
     "user.profile.name": "Bob Smith",
@@ -398,9 +408,12 @@ def test_1_5_history_entries(learner):
 )
 def test_1_5_set_copies(learner):
     m = mini(learner)
-    value = learner.keep({"tags": ["a"]})
+    tags = learner.keep(["a"])
+    value = learner.keep({"tags": tags})
     m.set("k", value, who="w")
-    in_worker(learner, "lambda v: v['tags'].append('changed')", value)
+    mark = secrets.token_hex(4)
+    tags.append(mark)  # the learner's list method, called over the bridge: no grader code there
+    confirm(read_back(learner, value) == {"tags": ["a", mark]}, "changing the object after set()")
     check(m.get("k") == {"tags": ["a"]}, "the stored value changed with the caller's object")
     check(
         m.get_history()[0]["after"] == {"tags": ["a"]},
@@ -412,11 +425,35 @@ def test_1_5_set_copies(learner):
 def test_1_5_reads_copy(learner):
     m = mini(learner)
     m.set("k", {"tags": ["a"]}, who="w")
-    in_worker(learner, "lambda m: m.get('k')['tags'].append('x')", m)
+    # Each grader lambda changes what a read returned and returns the changed object, so this
+    # side confirms the change was made (skipping it must not pass the check).
+    mark = secrets.token_hex(4)
+    changed_in_worker(
+        learner,
+        "lambda m, x: (lambda v: (v['tags'].append(x), v)[1])(m.get('k'))",
+        m,
+        mark,
+        expect={"tags": ["a", mark]},
+        what="changing what get() returned",
+    )
     check(m.get("k") == {"tags": ["a"]}, "changing what get() returned changed the stored value")
-    in_worker(learner, "lambda m: m.to_dict()['k']['tags'].append('y')", m)
+    changed_in_worker(
+        learner,
+        "lambda m, x: (lambda v: (v['tags'].append(x), v)[1])(m.to_dict()['k'])",
+        m,
+        mark,
+        expect={"tags": ["a", mark]},
+        what="changing what to_dict() returned",
+    )
     check(m.get("k") == {"tags": ["a"]}, "changing what to_dict() returned changed the state")
-    in_worker(learner, "lambda m: m.get_history()[0]['after']['tags'].append('z')", m)
+    changed_in_worker(
+        learner,
+        "lambda m, x: (lambda v: (v['tags'].append(x), v)[1])(m.get_history()[0]['after'])",
+        m,
+        mark,
+        expect={"tags": ["a", mark]},
+        what="changing what get_history() returned",
+    )
     check(
         m.get_history()[0]["after"] == {"tags": ["a"]},
         "changing what get_history() returned changed the recorded history",

@@ -14,6 +14,7 @@ import json
 import random
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from academy.bridge.client import LearnerError, LearnerException, expr
-from academy.grading.cases import CaseFailed, case, check, in_worker, is_a, make_context, raises
+from academy.bridge.client import LearnerError, LearnerException, LearnerTimeout, Remote, expr
+from academy.grading.cases import CaseFailed, case, check, confirm, is_a, make_context, raises
 
 
 # --------------------------------------------------------------------------- helpers
@@ -282,11 +283,25 @@ def test_3_1_unknown_snapshot(learner, folder):
     )
 
 
-DELTA_LOOP = (
-    "lambda ctx, persister, n: [(ctx.set('counter', i, who='grader'), "
-    "ctx.set('k%d' % (i % 3), i, who='grader'), persister.save_delta(ctx))[2] "
-    "for i in range(1, n + 1)]"
-)
+def delta_loop(learner, ctx, persister, n: int) -> list[Any]:
+    """``n`` rounds of two sets and a save_delta(), each a call of the learner's code.
+
+    Called over the bridge one by one (no grader loop in the worker, which the learner's code
+    could skip), within the time one call may take, as when the loop ran there.
+    """
+    limit = learner.limits.call_seconds
+    deadline = time.perf_counter() + limit
+    ids = []
+    for i in range(1, n + 1):
+        ctx.set("counter", i, who="grader")
+        ctx.set(f"k{i % 3}", i, who="grader")
+        ids.append(persister.save_delta(ctx))
+        if time.perf_counter() > deadline:
+            raise LearnerTimeout(
+                f"your code did not finish within {limit:g} s ({i} of {n} rounds of "
+                "set() and save_delta() were done)"
+            )
+    return ids
 
 
 @case(
@@ -299,7 +314,7 @@ def test_3_1_many_deltas(learner, folder):
     ctx = make_context(learner, {"counter": 0})
     persister = learner.DeltaPersister(str(folder))
     persister.save_snapshot(ctx)
-    ids = in_worker(learner, DELTA_LOOP, ctx, persister, 1001)
+    ids = delta_loop(learner, ctx, persister, 1001)
     check(
         isinstance(ids, list) and len(ids) == 1001,
         "1001 calls of save_delta() did not return 1001 ids",
@@ -458,8 +473,22 @@ SENDER = (
 
 def fake_clock(learner, now: float):
     clock = learner.make(expr(CLOCK))
-    clock.now = now
+    set_time(clock, now)
     return clock
+
+
+def set_time(clock, now: float) -> None:
+    """Move the test clock, and confirm (calling it from here) that it reads ``now``."""
+    clock.now = now
+    confirm(clock() == now, "setting the test clock")
+
+
+def set_error(sender, error: Any, name: str | None) -> None:
+    """Make the test sender raise ``error`` (None: succeed); confirm it took."""
+    sender.error = error
+    got = sender.error.value()
+    took = got is None if name is None else isinstance(got, Remote) and got.remote_type == name
+    confirm(took, "making the test's send() fail" if name else "making send() work again")
 
 
 def smart_sync(learner, sync_threshold, time_threshold, *, clock, send=None):
@@ -498,13 +527,13 @@ def test_3_2_count_rule(learner):
 def test_3_2_time_rule(learner):
     clock = fake_clock(learner, 100.0)
     sync = smart_sync(learner, 50, 10.0, clock=clock)
-    clock.now = 109.5
+    set_time(clock, 109.5)
     early = sync.should_sync(1)
     check(early is False, f"9.5 s after creation, with 1 dirty key, it returned {early!r}")
-    clock.now = 110.0
+    set_time(clock, 110.0)
     exact = sync.should_sync(1)
     check(exact is True, f"exactly 10 s after creation, with 1 dirty key, it returned {exact!r}")
-    clock.now = 500.0
+    set_time(clock, 500.0)
     late = sync.should_sync(2)
     check(late is True, f"400 s after creation, with 2 dirty keys, it returned {late!r}")
 
@@ -518,7 +547,7 @@ def test_3_2_time_rule(learner):
 def test_3_2_no_dirty_keys(learner):
     clock = fake_clock(learner, 5.0)
     sync = smart_sync(learner, 3, 10.0, clock=clock)
-    clock.now = 10_000.0
+    set_time(clock, 10_000.0)
     answer = sync.should_sync(0)
     check(answer is False, f"with 0 dirty keys, long after the last sync, it returned {answer!r}")
     sync.should_sync(1)
@@ -572,17 +601,17 @@ def test_3_2_failed_sync(learner):
     sender = learner.make(expr(SENDER))
     sync = smart_sync(learner, 3, 10.0, send=sender, clock=clock)
     ctx = make_context(learner, {"a": 1, "b": 2})
-    sender.error = expr("ConnectionError('network down')")
+    set_error(sender, expr("ConnectionError('network down')"), "ConnectionError")
     result = sync.perform_sync(ctx)
     check(result is False, f"a failed sync returned {result!r}")
     stats = sync.stats.value()
     check(stats == {"syncs": 0, "failures": 1, "keys_written": 0}, f"stats was {stats!r}")
     ctx.set("c", 3, who="grader")
-    sender.error = expr("ValueError('bad payload')")
+    set_error(sender, expr("ValueError('bad payload')"), "ValueError")
     result = sync.perform_sync(ctx)
     check(result is False, f"a second failed sync (ValueError) returned {result!r}")
     ctx.set("b", 22, who="grader")
-    sender.error = None
+    set_error(sender, None, None)
     result = sync.perform_sync(ctx)
     check(result is True, f"the sync after the failures returned {result!r}")
     received = sender.received.value()
@@ -611,15 +640,15 @@ def test_3_2_last_sync_time(learner):
     start = sync.last_sync_time.value()
     check(start == 42.0, f"at creation (clock 42.0) last_sync_time was {start!r}")
     ctx = make_context(learner, {"a": 1})
-    clock.now = 50.0
+    set_time(clock, 50.0)
     sync.perform_sync(ctx)
     after = sync.last_sync_time.value()
     check(after == 50.0, f"after a successful sync at 50.0 last_sync_time was {after!r}")
     answer = sync.should_sync(1)
     check(answer is False, f"right after a sync, should_sync(1) returned {answer!r}")
     ctx.set("a", 2, who="grader")
-    clock.now = 70.0
-    sender.error = expr("ConnectionError('down')")
+    set_time(clock, 70.0)
+    set_error(sender, expr("ConnectionError('down')"), "ConnectionError")
     sync.perform_sync(ctx)
     kept = sync.last_sync_time.value()
     check(kept == 50.0, f"after a failed sync at 70.0 last_sync_time was {kept!r}, not 50.0")
@@ -641,7 +670,7 @@ def test_3_2_stats_and_edges(learner):
     stats = sync.stats.value()
     check(stats == ZERO_STATS, f"a new SmartSync had stats {stats!r}")
     ctx = learner.Context()
-    clock.now = 5.0
+    set_time(clock, 5.0)
     result = sync.perform_sync(ctx)
     check(result is True, f"with nothing dirty perform_sync() returned {result!r}")
     check(sender.tried.value() == [], "with nothing dirty send() was called")

@@ -595,7 +595,8 @@ def worker_folder(learner):
     The worker sees only its own home folder (its /tmp is private), so the folder is made
     there, at a path that is the same in both processes.
     """
-    home = learner.make(expr("__import__('os').environ.get('HOME', '')"))
+    learner.has("ContextExporter")  # starts the worker (its HOME is learner.workdir)
+    home = learner.workdir  # known here: never ask the learner's process where it lives
     if not isinstance(home, str) or not os.path.isdir(home):
         raise AssertionError(f"the grader cannot reach the worker's folder {home!r}")
     folder = tempfile.mkdtemp(prefix="export-test-", dir=home)

@@ -10,6 +10,7 @@ data read back from the context.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -22,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from academy.bridge.client import expr
-from academy.grading.cases import case, check, raises
+from academy.bridge.client import LearnerException, expr
+from academy.grading.cases import case, changed_in_worker, check, confirm, raises, read_back
 
 PIPELINE = (
     "DataLoaderScriptlet",
@@ -629,6 +630,17 @@ def test_6_1_exporter(learner, scratch):
     raises(lambda: run(learner, path), "StepNotRunError", "exporting without data.transformed")
 
 
+def confirm_disk_full(os_module) -> None:
+    """Confirm, calling it from here, that the worker's os.replace now fails as planned."""
+    try:
+        os_module.replace("f0-missing-source", "f0-missing-target")
+    except LearnerException as exc:
+        took = exc.is_a("OSError") and "disk full" in exc.message
+    else:
+        took = False
+    confirm(took, "making os.replace fail")
+
+
 @case(
     "6.1",
     0.5,
@@ -658,6 +670,7 @@ def test_6_1_exporter_atomic(learner, scratch):
         expr("lambda *args, **kwargs: (_ for _ in ()).throw(OSError('disk full'))")
     )
     try:
+        confirm_disk_full(os_module)
         ctx = seeded(learner, {"data.transformed": [{"a": 2}]})
         exc = raises(
             lambda: run(learner, path, ctx=ctx), "StepFailedError", "when os.replace fails"
@@ -1145,15 +1158,28 @@ def test_6_3_merge_config(learner):
     check(learner.merge_config({}, {}) == {}, "merging two empty dicts")
 
     kept_base, kept_layer = learner.keep(base), learner.keep(layer)
-    mutate = learner.make(
-        expr(
-            "lambda merge, base, layer: (lambda r: (r['db']['pool'].__setitem__('min', 99), "
-            "r['tags'].append('z'), r['n'].__setitem__('deep', False), "
-            "r['db'].__setitem__('extra', 1), r['only']['list'].append(2), "
-            "r['only']['deep'].__setitem__('k', 'changed'), [base, layer])[-1])(merge(base, layer))"
-        )
+    changed = copy.deepcopy(expected)
+    changed["db"]["pool"]["min"] = 99
+    changed["tags"].append("z")
+    changed["n"]["deep"] = False
+    changed["db"]["extra"] = 1
+    changed["only"]["list"].append(2)
+    changed["only"]["deep"]["k"] = "changed"
+    # The grader lambda changes the merged result and returns it: this side confirms the
+    # change was made, then reads base and layer back itself.
+    changed_in_worker(
+        learner,
+        "lambda merge, base, layer: (lambda r: (r['db']['pool'].__setitem__('min', 99), "
+        "r['tags'].append('z'), r['n'].__setitem__('deep', False), "
+        "r['db'].__setitem__('extra', 1), r['only']['list'].append(2), "
+        "r['only']['deep'].__setitem__('k', 'changed'), r)[-1])(merge(base, layer))",
+        learner.merge_config,
+        kept_base,
+        kept_layer,
+        expect=changed,
+        what="changing the merged result",
     )
-    after = mutate(learner.merge_config, kept_base, kept_layer)
+    after = [read_back(learner, kept_base), read_back(learner, kept_layer)]
     check(
         after == [base, layer],
         "changing the merged result changed base or layer (shared dicts or lists)",

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import nbformat
 import pytest
-from course_tools import MUTANTS, apply_mutant, course, mutants, submission
+from course_tools import (
+    MUTANTS,
+    NEUTER_CELL,
+    apply_mutant,
+    course,
+    mutants,
+    submission,
+    with_cell,
+)
 
 from academy.grading.suite_runner import run_hidden_suite
 
@@ -59,17 +67,38 @@ CATALOGUE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("module", "mutant"), CATALOGUE, ids=[f"{m.id}:{mutant['id']}" for m, mutant in CATALOGUE]
 )
-def test_mutant_loses_points(module, mutant):
+def test_mutant_loses_points_even_with_the_neutering_cell(module, mutant):
+    """Each known-wrong version loses points, and a cell that switches off grader code in the
+    learner's process (``NEUTER_CELL``) wins it none of them back."""
     # Only the exercises the mutant must lose points on are graded: the verdict is the same
     # and the catalogue runs several times faster.
-    report = grade(module, apply_mutant(COURSE, module, mutant), only=set(mutant["loses"]))
+    only = set(mutant["loses"])
+    nb = apply_mutant(COURSE, module, mutant)
+    report = grade(module, nb, only=only)
     lost = {key for key, r in report.exercises.items() if r.score < r.exercise.points}
-    assert set(mutant["loses"]) <= lost, (
-        f"{mutant['id']} ({mutant['about']}) kept full marks on "
-        f"{sorted(set(mutant['loses']) - lost)}"
+    assert only <= lost, (
+        f"{mutant['id']} ({mutant['about']}) kept full marks on {sorted(only - lost)}"
     )
     failures = [c for r in report.exercises.values() for c in r.cases if not c.passed]
     assert all(c.message for c in failures)
+
+    neutered = grade(module, with_cell(nb, NEUTER_CELL), only=only)
+    gained = {
+        key: (report.exercises[key].score, neutered.exercises[key].score)
+        for key in sorted(only)
+        if neutered.exercises[key].score > report.exercises[key].score
+    }
+    passed_only_neutered = sorted(
+        c.name
+        for key in gained
+        for c in neutered.exercises[key].cases
+        if c.passed and not any(a.passed and a.name == c.name for a in report.exercises[key].cases)
+    )
+    assert not gained, (
+        f"{mutant['id']} ({mutant['about']}) scored more with the neutering cell: "
+        f"(alone, neutered) {gained}; cases it passed only then: {passed_only_neutered}"
+    )

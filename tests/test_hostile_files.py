@@ -111,6 +111,10 @@ STUDENTS = {  # sorted: the hostile ones sit between two honest students
     "z_honest": lambda: with_cell("pass\n"),
 }
 HONEST = ("a_honest", "z_honest")
+# Submissions that arrive with objects in them (an exchange inbox a learner can write to):
+# links beside an honest notebook, and a notebook that is itself a link to someone else's.
+ARRIVES_WITH_LINKS = "q_submits_links"
+ARRIVES_AS_LINK = "r_submits_a_link"
 
 
 def fingerprint(root: Path) -> dict[str, tuple[str, int]]:
@@ -119,10 +123,18 @@ def fingerprint(root: Path) -> dict[str, tuple[str, int]]:
     skip = {"autograded", "feedback", ".f0"}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if rel.parts[0] in skip or path.is_dir() or rel.name.startswith("gradebook.db"):
+        if rel.parts[0] in skip or rel.name.startswith("gradebook.db"):
+            continue
+        if path.is_dir() and not path.is_symlink():
             continue
         info = path.lstat()
-        out[str(rel)] = (hashlib.sha256(path.read_bytes()).hexdigest(), stat.S_IMODE(info.st_mode))
+        if stat.S_ISLNK(info.st_mode):  # planted by the test in a submission: the link itself
+            content = os.readlink(path).encode()
+        elif stat.S_ISREG(info.st_mode):
+            content = path.read_bytes()
+        else:  # a FIFO the test planted: never opened
+            content = b""
+        out[str(rel)] = (hashlib.sha256(content).hexdigest(), stat.S_IMODE(info.st_mode))
     return out
 
 
@@ -136,6 +148,16 @@ def build(root: Path) -> None:
         for cell in nb.cells:
             cell.source = cell.source.replace("@TARGETS@", targets).replace("@ROOT@", str(root))
         nbformat.write(nb, folder / NOTEBOOK)
+    folder = root / "submitted" / ARRIVES_WITH_LINKS / MODULE.id
+    folder.mkdir(parents=True)
+    nbformat.write(submission(COURSE, MODULE), folder / NOTEBOOK)
+    for name, rel in TARGETS.items():
+        os.symlink(root / rel, folder / f"{name}.txt")
+    os.symlink(root / "autograder", folder / "suites")
+    os.mkfifo(folder / "pipe.fifo")
+    folder = root / "submitted" / ARRIVES_AS_LINK / MODULE.id
+    folder.mkdir(parents=True)
+    os.symlink(root / TARGETS["other"], folder / NOTEBOOK)
 
 
 SANDBOX = [
@@ -176,11 +198,18 @@ def graded(request, tmp_path_factory):
     }
 
 
-def scores(root: Path) -> dict[str, float]:
-    from nbgrader.api import Gradebook
+def scores(root: Path) -> dict[str, float | None]:
+    """Each student's saved score; None where no grade was saved."""
+    from nbgrader.api import Gradebook, MissingEntry
 
+    out: dict[str, float | None] = {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        return {s: gb.find_submission(MODULE.id, s).score for s in STUDENTS}
+        for student in (*STUDENTS, ARRIVES_WITH_LINKS, ARRIVES_AS_LINK):
+            try:
+                out[student] = gb.find_submission(MODULE.id, student).score
+            except MissingEntry:
+                out[student] = None
+    return out
 
 
 def test_course_files_keep_their_bytes_and_modes(graded):
@@ -202,13 +231,17 @@ def test_hostile_students_are_graded_on_their_own_work(graded):
     """The planted objects cost nothing and earn nothing: the code is the reference's."""
     got = scores(graded["root"])
     assert got["m_plants"] == FULL, got
-    for student in ("n_nb_to_gradebook", "o_nb_to_suite", "p_nb_to_other"):
+    for student in ("n_nb_to_gradebook", "o_nb_to_suite", "p_nb_to_other", ARRIVES_WITH_LINKS):
         assert got[student] == FULL, got
+    # A notebook that arrives as a link is not read: that student alone is not graded, and
+    # the run says so (f0 saves nothing for it; nbgrader keeps an empty submission).
+    assert got[ARRIVES_AS_LINK] in (0, None), got
+    assert ARRIVES_AS_LINK in graded["grading"].stdout + graded["grading"].stderr
 
 
 def test_graded_folders_hold_only_regular_files_of_their_own(graded):
     root = graded["root"]
-    for student in STUDENTS:
+    for student in (*STUDENTS, ARRIVES_WITH_LINKS):
         folder = root / "autograded" / student / MODULE.id
         for path in folder.rglob("*"):
             info = path.lstat()
@@ -220,7 +253,7 @@ def test_graded_folders_hold_only_regular_files_of_their_own(graded):
 def test_feedback_holds_no_link_and_no_foreign_byte(graded):
     root = graded["root"]
     assert graded["feedback"].returncode == 0, graded["feedback"].stderr[-3000:]
-    for student in STUDENTS:
+    for student in (*STUDENTS, ARRIVES_WITH_LINKS):
         folder = root / "feedback" / student / MODULE.id
         assert (folder / NOTEBOOK.replace(".ipynb", ".html")).is_file(), student
         for path in folder.rglob("*"):

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from academy.errors import CaseFailed
+
 __all__ = [
     "CaseFailed",
     "case",
@@ -27,13 +29,15 @@ __all__ = [
     "make_context",
     "raises",
     "worker_function",
+    # confirmed from this side (see the end of this file)
+    "call_method",
+    "changed_in_worker",
+    "confirm",
+    "contains",
+    "read_back",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class CaseFailed(AssertionError):
-    """A hidden check failed; its text is shown to the learner, so it must not quote tests."""
 
 
 def case(exercise: str, points: float, message: str) -> Callable[[F], F]:
@@ -95,3 +99,75 @@ def worker_function(learner: Any, source: str, name: str) -> Any:
     from academy.bridge.client import expr
 
     return learner.make(expr(f"(lambda ns: (exec({source!r}, ns), ns[{name!r}])[1])({{}})"))
+
+
+# --------------------------------------------------------------------------- trusted checks
+# Grader code run in the learner's worker (``in_worker``, ``worker_function``,
+# ``learner.make(expr(...))``) shares that process with the learner's code, which can skip it
+# or fake what it returns. A verdict may rest on such code only when this side confirms what
+# it did. The helpers below do that, or avoid grader code in the worker altogether: they call
+# the learner's own methods over the bridge and read results back as plain data.
+
+
+def call_method(learner: Any, obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``obj.name(*args, **kwargs)`` on a learner object, dunder methods included.
+
+    The worker looks the method up on the learner's object and calls it, as for
+    ``obj.name(...)``: nothing grader-written runs there. (``Remote`` itself refuses dunder
+    names, so that ``obj.__class__`` cannot be mistaken for a learner attribute.)
+    """
+    from academy.bridge.client import Remote
+
+    if not isinstance(obj, Remote):
+        raise TypeError(f"call_method needs a learner object, not {type(obj).__name__}")
+    request = {"op": "callmethod", "target": obj._id, "name": name}
+    return learner._invoke(request, args, kwargs)
+
+
+def contains(learner: Any, container: Any, key: Any) -> bool:
+    """``key in container``, as Python's ``in`` decides it, with no grader code in the worker.
+
+    A learner object answers with its own ``__contains__`` over the bridge (its answer made a
+    bool as ``in`` does); plain data (a dict sent back as JSON) is looked up here.
+    """
+    from academy.bridge.client import Remote
+
+    if not isinstance(container, Remote):
+        return key in container
+    answer = call_method(learner, container, "__contains__", key)
+    if isinstance(answer, Remote):
+        raise CaseFailed(f"`in` gave {answer!r}, which has no plain truth value")
+    return bool(answer)
+
+
+def read_back(learner: Any, obj: Any) -> Any:
+    """The current value of a live object in the worker (a kept list or dict), as plain data.
+
+    Read through the bridge (``list([obj])`` there), so that a change the grader made to the
+    object can be confirmed here.
+    """
+    return learner.builtin("list", [obj])[0]
+
+
+def confirm(condition: bool, what: str) -> None:
+    """Require that a step the grader took in the learner's process really happened.
+
+    ``what`` names the step in the learner's terms. Skipping or faking the grader's steps
+    then fails the case instead of passing it.
+    """
+    if condition is not True:
+        raise CaseFailed(
+            f"the grader's own step ({what}) did not take effect in your code's process, "
+            "so the behaviour could not be checked"
+        )
+
+
+def changed_in_worker(learner: Any, source: str, *args: Any, expect: Any, what: str) -> Any:
+    """Run a grader lambda that changes a value and returns it; confirm the change here.
+
+    ``source`` must return the object it changed (for example what the learner's ``get()``
+    returned, with one item appended); its plain value must equal ``expect``.
+    """
+    got = in_worker(learner, source, *args)
+    confirm(got == expect, what)
+    return got
