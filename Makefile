@@ -1,5 +1,6 @@
 # Framework0 Academy: every set-up step lives here, so two commands do everything.
-#   make lab   create the environment, install, open JupyterLab on the course
+#   make lab   create the environment, install, copy exercises/ into your workspace work/
+#              (only files you do not have yet), open the learner JupyterLab on it
 #   make test  the same environment, then every test (project tests + nbval on solutions/)
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: lab test env generate check-generated lint format bench clean
+.PHONY: lab start instructor test env generate check-generated lint format bench clean
 
 env: $(STAMP)
 
@@ -19,12 +20,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Jupyter refuses to run as root unless told; containers and CI machines often are root.
-ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
-
+# The learner lab: f0 lab = f0 start (work/, never overwritten), then jupyter lab with
+# academy/learner/lab_config.py (f0 on the terminal's PATH, no instructor tools).
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir=$(CURDIR) --port=$(PORT) \
-	    --LabApp.default_url=/lab/tree/exercises/module1/module1_fundamentals.ipynb
+	$(BIN)/f0 lab -- --port=$(PORT)
+
+start: $(STAMP)
+	$(BIN)/f0 start
+
+# The instructor's JupyterLab on the whole course: formgrader, Create Assignment, solutions/.
+instructor: $(STAMP)
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --port=$(PORT) \
+	    --ServerApp.root_dir=$(CURDIR)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,8 +7,10 @@ with one job, like nbgrader's preprocessors:
    every exercise in the manifest must have its grade cell (and no stray grade cell exists).
 2. ``GenerateExercises``: ``nbgrader generate_assignment`` writes exercises/.
 3. ``GenerateSolutions``: ``nbgrader generate_solution`` writes solutions/, executed.
-4. ``NormalizeNotebooks``: drops what changes on every run (timings, widget state), so a
-   regenerated notebook is byte-identical when nothing changed.
+4. ``NormalizeNotebooks``: drops what changes on every run (timings, widget state, how a
+   cell's printed text happened to be split into stream chunks), so the same sources give
+   byte-identical notebooks, and writes the notebook's course and module into its metadata
+   (``metadata.academy``), so ``f0 check`` can refuse another module's notebook.
 
 ``stale_files`` regenerates into a temporary copy of the course and lists every generated file
 that differs from the committed one.
@@ -138,16 +140,41 @@ class NormalizeNotebooks:
     """
 
     def run(self, course: Course, modules: list[Module]) -> None:
-        for path in [
-            p for m in modules for p in (course.release_notebook(m), course.solution_notebook(m))
-        ]:
-            nb = nbformat.read(path, as_version=4)
-            nb.metadata.pop("widgets", None)
-            for cell in nb.cells:
-                cell.metadata.pop("execution", None)
-                for output in cell.get("outputs", []):
-                    output.get("data", {}).pop(WIDGET_MIME, None)
-            nbformat.write(nb, path)
+        for module in modules:
+            for path in (course.release_notebook(module), course.solution_notebook(module)):
+                nb = nbformat.read(path, as_version=4)
+                nb.metadata.pop("widgets", None)
+                nb.metadata["academy"] = {"course": course.course_id, "module": module.id}
+                for cell in nb.cells:
+                    cell.metadata.pop("execution", None)
+                    for output in cell.get("outputs", []):
+                        output.get("data", {}).pop(WIDGET_MIME, None)
+                    if cell.get("outputs"):
+                        cell.outputs = merged_streams(cell.outputs)
+                nbformat.write(nb, path)
+
+
+def merged_streams(outputs: list) -> list:
+    """Consecutive stream outputs of the same stream as one output: the kernel splits printed
+    text into chunks depending on timing, which changed solution notebooks run to run."""
+    merged: list = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (
+            output.get("output_type") == "stream"
+            and last is not None
+            and last.get("output_type") == "stream"
+            and last.get("name") == output.get("name")
+        ):
+            last["text"] = _text(last) + _text(output)
+        else:
+            merged.append(output)
+    return merged
+
+
+def _text(output) -> str:
+    text = output.get("text", "")
+    return "".join(text) if isinstance(text, list) else text
 
 
 PIPELINE: tuple[Step, ...] = (

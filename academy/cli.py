@@ -33,8 +33,8 @@ from rich.table import Table  # noqa: E402
 
 from academy import manifest  # noqa: E402
 from academy.errors import AcademyError, UsageError  # noqa: E402
+from academy.learner.progress import ProgressStore  # noqa: E402
 from academy.levels import LevelRules, LevelState, pass_mark, passes  # noqa: E402
-from academy.progress import ModuleRecord, ProgressStore  # noqa: E402
 from framework0.persistence import atomic_write  # noqa: E402
 
 # soft_wrap: paths and messages stay on one line, whatever the width (pipes, CI logs)
@@ -52,31 +52,57 @@ class CheckRun:
         self.module = module
         self.path = path
 
-    def run(self, as_json: bool = False) -> int:
-        import nbformat
+    def run(self, as_json: bool = False, verbose: bool = False) -> int:
+        from academy.learner.checking import check_identity, check_notebook, read_notebook
 
-        from academy.grading.suite_runner import run_hidden_suite
-
-        try:
-            data = self.path.read_bytes()
-            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
-        except (OSError, ValueError) as exc:
+        check_identity(self.course, self.module, read_notebook(self.path)[1], self.path)
+        if not as_json:  # --json: stdout holds the JSON report and nothing else
             console.print(
-                f"[red]cannot read notebook {escape(str(self.path))}: {escape(str(exc))}[/red]"
+                f"Checking [bold]{escape(str(self.path))}[/bold] against module "
+                f"{self.module.number}'s hidden tests..."
             )
-            return 2
-        console.print(
-            f"Checking [bold]{escape(str(self.path))}[/bold] against module "
-            f"{self.module.number}'s hidden tests..."
-        )
-        report = run_hidden_suite(self.course, self.module, nb)
-        store = ProgressStore(self.course)
-        store.record(ModuleRecord.from_report(report, Path(store.relative(self.path)), data))
+        result = check_notebook(self.course, self.module, self.path)
+        report = result.report
         if as_json:
-            print(json.dumps(report.to_json(), indent=2))
-        else:
+            data = report.to_json()
+            data["notebook"] = str(result.path)
+            data["notebook_sha256"] = result.sha256
+            data["exercise_status"] = {line.exercise.id: line.status for line in result.lines}
+            print(json.dumps(data, indent=2))
+        elif verbose:
             self.show(report)
+        else:
+            self.summary(result)
+        update = result.recorded
+        if not as_json and update is not None and update.below_best:
+            best = update.after.best
+            console.print(
+                f"[dim]Your best check of module {self.module.number} ({best.score:g} / "
+                f"{best.max_points:g}, {escape(best.checked_at)}) is kept for your level.[/dim]"
+            )
         return 0 if report.score >= report.max_points else 1
+
+    def summary(self, result) -> None:
+        """One line per exercise, the first failing behaviour, what to do next."""
+        report = result.report
+        console.print(
+            f"[bold]Module {self.module.number} · {escape(self.module.title)}: "
+            f"{report.score:g} / {report.max_points:g}[/bold]"
+        )
+        colours = {"passed": "green", "failing": "red", "not started": "dim"}
+        for line in result.lines:
+            console.print(f"[{colours[line.status]}]{escape(line.text())}[/]")
+        shown = {line.first_failure for line in result.lines}
+        for problem in report.load_problems:
+            text = (
+                f"While loading your code, {problem['label']} raised "
+                f"{problem['error']['type']}: {problem['error']['message']}"
+            )
+            if problem["error"]["type"] != "NotImplementedError" and text not in shown:
+                console.print(f"[yellow]{escape(text)}[/yellow]")
+        if passes(self.module, report.score):
+            console.print(f"Module {self.module.number} passed. `f0 progress` shows your level.")
+        console.print(escape(result.next_step) + " (`--verbose` lists every check.)")
 
     def show(self, report) -> None:
         table = Table(title=f"Module {self.module.number} · {escape(self.module.title)}")
@@ -109,63 +135,66 @@ class CheckRun:
 
 
 def _notebook(course: manifest.Course, module: manifest.Module, given: str | None) -> Path:
-    return Path(given) if given else course.release_notebook(module)
+    """The notebook given, else the learner's workspace copy (``work/``), else the release."""
+    from academy.learner.workspace import Workspace
+
+    if given:
+        return Path(given)
+    mine = Workspace(course).notebook(module)
+    return mine if mine.is_file() else course.release_notebook(module)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     course = manifest.load()
     module = course.module(args.module)
-    return CheckRun(course, module, _notebook(course, module, args.notebook)).run(args.json)
+    path = _notebook(course, module, args.notebook)
+    return CheckRun(course, module, path).run(args.json, args.verbose)
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
     course = manifest.load()
-    records = ProgressStore(course).records()
+    progress = ProgressStore(course).progress()
     table = Table(title=f"{escape(course.title)} · your progress")
-    for name, justify in (("module", "left"), ("score", "right"), ("pass mark", "right")):
+    for name, justify in (("module", "left"), ("latest", "right"), ("best", "right")):
         table.add_column(name, justify=justify)
+    table.add_column("pass mark", justify="right")
     table.add_column("status")
     table.add_column("last checked")
     for module in course.modules:
-        record = records.get(module.id)
+        item = progress.get(module.id)
         mark = f"{pass_mark(module):g} / {module.points:g}"
-        if record is None:
-            table.add_row(
-                f"{module.number} {escape(module.title)}", "-", mark, "not checked yet", ""
-            )
+        name = f"{module.number} {escape(module.title)}"
+        if item is None:
+            table.add_row(name, "-", "-", mark, "not checked yet", "")
             continue
-        status = "[green]✓ passed[/]" if passes(module, record.score) else "[red]✗ not yet[/]"
-        if record.notebook_changed(course.root):
+        latest, best = item.latest, item.best
+        status = "[green]✓ passed[/]" if passes(module, best.score) else "[red]✗ not yet[/]"
+        if latest.notebook_changed(course.root):
             status += " [yellow](notebook changed since; re-run f0 check)[/]"
         table.add_row(
-            f"{module.number} {escape(module.title)}",
-            f"{record.score:g}",
+            name,
+            f"{latest.score:g}",
+            f"{best.score:g}",
             mark,
             status,
-            escape(record.checked_at.replace("T", " ").replace("Z", " UTC")),
+            escape(latest.checked_at.replace("T", " ").replace("Z", " UTC")),
         )
     console.print(table)
     rules = LevelRules(course)
-    scores = {key: r.score for key, r in records.items()}
-    levels = Table(title="Certification levels")
-    levels.add_column("level")
-    levels.add_column("modules")
-    levels.add_column("state")
-    levels.add_column("missing")
+    scores = {key: p.best.score for key, p in progress.items()}  # a level once reached stays
     colours = {LevelState.REACHED: "green", LevelState.IN_PROGRESS: "yellow"}
     for status in rules.statuses(scores):
         colour = colours.get(status.state, "dim")
-        levels.add_row(
-            f"{status.level.id.title()}: {escape(status.level.title)}",
-            ", ".join(map(str, rules.module_numbers(status.level))),
-            f"[{colour}]{status.state.value}[/]",
-            escape("\n".join(status.missing())),
+        modules = ", ".join(map(str, rules.module_numbers(status.level)))
+        console.print(
+            f"{status.level.id.title()} ({escape(status.level.title)}; modules {modules}): "
+            f"[{colour}]{status.state.value}[/]"
         )
-    console.print(levels)
-    best = rules.highest(scores)
+    best_level = rules.highest(scores)
     console.print(
-        f"Level reached: [bold]{best.level.id.title()}[/bold] ({escape(best.level.title)})"
-        if best
+        f"Level reached: [bold]{best_level.level.id.title()}[/bold] "
+        f"({escape(best_level.level.title)})"
+        if best_level
         else "Level reached: none yet"
     )
     upcoming = next((s for s in rules.statuses(scores) if not s.reached), None)
@@ -230,6 +259,72 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return results[-1] if results else 0
 
 
+def cmd_start(args: argparse.Namespace) -> int:
+    from academy.learner.workspace import Workspace
+
+    course = manifest.load()
+    workspace = Workspace(course)
+    copied = workspace.start()
+    where = workspace.root.relative_to(course.root)
+    if copied:
+        console.print(f"Copied {len(copied)} new file(s) into {escape(str(where))}/.")
+    else:
+        console.print(f"{escape(str(where))}/ is up to date; nothing was overwritten.")
+    first = workspace.notebook(course.modules[0]).relative_to(course.root)
+    console.print(f"Your work lives in {escape(str(where))}/ (start with {escape(str(first))}).")
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from academy.learner.lab import lab_command
+    from academy.learner.workspace import Workspace
+
+    course = manifest.load()
+    Workspace(course).start()
+    command = lab_command(list(args.jupyter_args))
+    sys.stdout.flush()
+    os.chdir(course.root)
+    os.execv(command[0], command)
+    return 0  # pragma: no cover - execv does not return
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from academy.learner.workspace import Workspace
+
+    course = manifest.load()
+    module = course.module(args.module)
+    exercise = module.exercise(args.exercise)
+    workspace = Workspace(course)
+    plan = workspace.plan_reset(module, exercise)
+    where = (
+        plan.path.relative_to(course.root) if plan.path.is_relative_to(course.root) else plan.path
+    )
+    if not plan.changes:
+        console.print(
+            f"Exercise {exercise.id} in {escape(str(where))} is already at its starting code."
+        )
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"f0 reset would replace your code for exercise {exercise.id} in {where}; "
+                "pass --yes to confirm when there is no terminal to ask"
+            )
+        answer = input(
+            f"Replace your code for exercise {exercise.id} ({exercise.title}) in {where} "
+            "with its starting code? Save and close the notebook first. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            console.print("Nothing changed.")
+            return 1
+    workspace.reset(plan)
+    console.print(
+        f"Exercise {exercise.id} is back to its starting code in {escape(str(where))} "
+        "(reload the notebook in JupyterLab)."
+    )
+    return 0
+
+
 def cmd_certify(args: argparse.Namespace) -> int:
     from academy.certificates.credential import Learner
     from academy.certificates.issue import CertificateWriter, SelfAssessment
@@ -284,8 +379,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     from academy.certificates.keys import KeyPaths, did_key, generate_key
 
     folder = Path(args.out).expanduser() if args.out else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is not a folder: give a folder for the key pair")
     paths = KeyPaths.default(args.role, folder)
-    key = generate_key(paths, overwrite=args.force)
+    try:
+        key = generate_key(paths, overwrite=args.force)
+    except OSError as exc:
+        where = folder if folder is not None else paths.private.parent
+        raise UsageError(f"cannot write keys to {where}: {exc.strerror or exc}") from exc
     console.print(f"private key (keep secret, never commit): {escape(str(paths.private))}")
     console.print(f"public key (publish it; verifiers need it): {escape(str(paths.public))}")
     console.print(f"key id: {did_key(key.public_key())}")
@@ -309,6 +410,12 @@ def cmd_issue(args: argparse.Namespace) -> int:
     if not gradebook.is_file():  # nbgrader would quietly create an empty one
         raise UsageError(f"no gradebook at {gradebook}")
     key_path = Path(args.key).expanduser() if args.key else KeyPaths.default("issuer").private
+    if not key_path.is_file():
+        given = f"{key_path} (--key)" if args.key else str(key_path)
+        raise UsageError(
+            f"no course private key at {given}: run `f0 keygen` to make one, or pass "
+            "--key PATH to the course's private key"
+        )
     signer = CredentialSigner(load_private_key(key_path))
     issuer = CertificateIssuer(
         course,
@@ -498,6 +605,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("module", help="module id or number, e.g. module1 or 1")
     check.add_argument("notebook", nargs="?", help="notebook to check (default: exercises/)")
     check.add_argument("--json", action="store_true", help="print the full report as JSON")
+    check.add_argument("--verbose", action="store_true", help="every failing check, in a table")
     check.set_defaults(func=cmd_check)
 
     progress = sub.add_parser("progress", help="your scores, the level reached, what is next")
@@ -516,6 +624,24 @@ def parser() -> argparse.ArgumentParser:
     watch.add_argument("--max-checks", type=int, help="stop after this many checks")
     watch.add_argument("--no-initial", action="store_true", help="wait for a save to check")
     watch.set_defaults(func=cmd_watch)
+
+    start = sub.add_parser("start", help="make your workspace: work/, your copy of exercises/")
+    start.set_defaults(func=cmd_start)
+
+    lab = sub.add_parser(
+        "lab",
+        help="JupyterLab on your workspace (what `make lab` runs)",
+        description="Makes your workspace (f0 start), then starts JupyterLab on it. Options "
+        "after -- go to jupyter lab (e.g. -- --port=8889 --no-browser).",
+    )
+    lab.add_argument("jupyter_args", nargs="*", help="jupyter lab options, after --")
+    lab.set_defaults(func=cmd_lab)
+
+    reset = sub.add_parser("reset", help="put one exercise's starting code back in work/")
+    reset.add_argument("module", help="module id or number")
+    reset.add_argument("exercise", help="exercise id, e.g. 1.3")
+    reset.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    reset.set_defaults(func=cmd_reset)
 
     certify = sub.add_parser("certify", help="a self-assessed certificate for your level")
     certify.add_argument("--name", help="your name on the certificate (default: user name)")
@@ -585,9 +711,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser().parse_args(argv[: len(argv) - len(extra) - 1] if "--" in argv else argv)
     if extra:
-        if not hasattr(args, "nbgrader_args"):
+        field = next((f for f in ("nbgrader_args", "jupyter_args") if hasattr(args, f)), None)
+        if field is None:
             parser().error(f"{args.command} takes no options after --")
-        args.nbgrader_args = [*args.nbgrader_args, *extra]
+        setattr(args, field, [*getattr(args, field), *extra])
     try:
         return args.func(args)
     except AcademyError as exc:

@@ -20,8 +20,8 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from academy import manifest
+from academy.learner.progress import ModuleRecord, ProgressStore
 from academy.levels import LevelRules, LevelState, LevelStatus, pass_mark, passes
-from academy.progress import ModuleRecord, ProgressStore
 
 __all__ = ["ProgressDashboard"]
 
@@ -99,9 +99,8 @@ class ProgressDashboard(widgets.VBox):
             text=True,
             timeout=900,
         )
-        start = proc.stdout.find("\n{")
-        try:
-            report = json.loads(proc.stdout[start + 1 :]) if start >= 0 else None
+        try:  # `f0 check --json` prints the report alone on stdout
+            report = json.loads(proc.stdout) if proc.stdout.strip() else None
         except ValueError:
             report = None
         self.refresh()  # the rows first: the status line says the check is over

@@ -63,19 +63,21 @@ def test_check_exits_zero_only_at_full_marks_and_records_the_result(tmp_path):
     good = write_solved(tmp_path / "good.ipynb")
     proc = run([*F0, "check", "1", str(good)], root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Total: 16 / 16" in proc.stdout
+    assert "Fundamentals: the Context: 16 / 16" in proc.stdout
     progress = json.loads((root / ".f0" / "progress.json").read_text())
-    record = progress["modules"]["module1"]
+    record = progress["modules"]["module1"]["latest"]
     assert record["score"] == 16 and record["exercises"]["1.5"] == 6
     assert record["notebook"] == str(good.resolve())
     assert len(record["notebook_sha256"]) == 64
     released = run([*F0, "check", "module1", "--json"], root)
     assert released.returncode == 1
-    report = json.loads(released.stdout[released.stdout.index("{") :])
+    report = json.loads(released.stdout)  # --json: the report alone on stdout
     assert report["score"] == 0 and report["max_points"] == 16
     assert report["exercises"]["1.5"]["cases"][0]["message"]
-    latest = json.loads((root / ".f0" / "progress.json").read_text())["modules"]["module1"]
-    assert latest["score"] == 0
+    assert set(report["exercise_status"].values()) == {"not started"}
+    module1 = json.loads((root / ".f0" / "progress.json").read_text())["modules"]["module1"]
+    latest, best = module1["latest"], module1["best"]
+    assert latest["score"] == 0 and best["score"] == 16  # the best check is kept
     assert latest["notebook"] == "exercises/module1/module1_fundamentals.ipynb"
 
 
@@ -148,8 +150,8 @@ def test_watch_rechecks_when_the_notebook_is_saved(tmp_path):
         proc.kill()
         proc.wait()
     assert proc.returncode == 0, output
-    assert output.index("Total: 0 / 16") < output.index("Total: 16 / 16")
-    assert json.loads(progress.read_text())["modules"]["module1"]["score"] == 16
+    assert output.index("Context: 0 / 16") < output.index("Context: 16 / 16")
+    assert json.loads(progress.read_text())["modules"]["module1"]["latest"]["score"] == 16
 
 
 def test_the_watcher_checks_once_per_burst_of_writes(tmp_path):
