@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: lab start instructor test env generate check-generated lint format bench clean
+.PHONY: lab start instructor test env generate check-generated lint format bench clean hub hub-proxy
 
 env: $(STAMP)
 
@@ -33,7 +33,23 @@ instructor: $(STAMP)
 	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --port=$(PORT) \
 	    --ServerApp.root_dir=$(CURDIR)
 
-test: $(STAMP)
+# The course on JupyterHub (docs/hub.md): run as root; makes the roster's local accounts.
+#   make hub ROSTER=hub/roster.csv HUB_PORT=8000 HUB_STATE=/var/lib/framework0-academy-hub
+ROSTER    ?= hub/roster.csv
+HUB_PORT  ?= 8000
+HUB_STATE ?= /var/lib/framework0-academy-hub
+PROXY     := hub/node_modules/.bin/configurable-http-proxy
+
+hub-proxy: $(PROXY)
+
+$(PROXY): hub/package.json
+	cd hub && npm install --no-audit --no-fund --silent
+	touch $(PROXY)
+
+hub: $(STAMP) $(PROXY)
+	$(BIN)/python -m academy.hub --roster $(ROSTER) --port $(HUB_PORT) --state $(HUB_STATE)
+
+test: $(STAMP) $(PROXY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
