@@ -34,7 +34,14 @@ from rich.table import Table  # noqa: E402
 from academy import manifest  # noqa: E402
 from academy.errors import AcademyError, UsageError  # noqa: E402
 from academy.learner.progress import ProgressStore  # noqa: E402
-from academy.levels import LevelRules, LevelState, pass_mark, passes  # noqa: E402
+from academy.levels import (  # noqa: E402
+    LevelRules,
+    LevelState,
+    blocking_words,
+    pass_mark,
+    passes,
+    reaches_mark,
+)
 from framework0.persistence import atomic_write  # noqa: E402
 
 # soft_wrap: paths and messages stay on one line, whatever the width (pipes, CI logs)
@@ -70,7 +77,7 @@ class CheckRun:
             data["exercise_status"] = {line.exercise.id: line.status for line in result.lines}
             print(json.dumps(data, indent=2))
         elif verbose:
-            self.show(report)
+            self.show(report, result.lines)
         else:
             self.summary(result)
         update = result.recorded
@@ -80,7 +87,55 @@ class CheckRun:
                 f"[dim]Your best check of module {self.module.number} ({best.score:g} / "
                 f"{best.max_points:g}, {escape(best.checked_at)}) is kept for your level.[/dim]"
             )
-        return 0 if report.score >= report.max_points else 1
+        return 0 if self.passed(report) else 1
+
+    def passed(self, report) -> bool:
+        """Passed for certification: the pass mark reached and no critical check failed."""
+        return passes(self.module, report.score, report.critical_failed())
+
+    def verdict(self, report, lines=()) -> None:
+        """The module's standing in words; the exit code says the same (0 = passed).
+
+        Failed critical checks are listed apart, except those of exercises not started yet
+        (``lines``): an untouched stub fails them all, and saying so is only noise.
+        """
+        number, mark = self.module.number, pass_mark(self.module)
+        fresh = {line.exercise.id for line in lines if line.status == "not started"}
+        critical = [c for c in report.critical_failures if c.exercise not in fresh]
+        if critical:
+            console.print(
+                f"[bold red]⛔ {len(critical)} critical check(s) failed. They block module "
+                f"{number}, and every level that needs it, whatever the score "
+                "(the points are kept):[/]"
+            )
+            for case in critical:
+                detail = f" ({case.detail})" if case.detail else ""
+                console.print(
+                    f"[red]  ⛔ {escape(case.exercise)}: {escape(case.message)}{escape(detail)}[/]"
+                )
+        open_points = round(report.max_points - report.score, 6)
+        if self.passed(report):
+            still = (
+                f"; {open_points:g} point(s) are still open (`--verbose` lists them)"
+                if open_points > 0
+                else ", with full marks"
+            )
+            console.print(
+                f"Module {number} passed: {report.score:g} / {report.max_points:g} reaches "
+                f"the pass mark {mark:g} and no critical check failed{still}. "
+                "`f0 progress` shows your level."
+            )
+        elif report.critical_failures and reaches_mark(self.module, report.score):
+            console.print(
+                f"Module {number} is not passed: {report.score:g} / {report.max_points:g} "
+                f"reaches the pass mark {mark:g}, but a critical check failed (above)."
+            )
+        else:
+            console.print(
+                f"Module {number} is not passed yet: {report.score:g} / "
+                f"{report.max_points:g}, the pass mark is {mark:g}"
+                + (" and no critical check may fail." if critical else ".")
+            )
 
     def summary(self, result) -> None:
         """One line per exercise, the first failing behaviour, what to do next."""
@@ -100,11 +155,10 @@ class CheckRun:
             )
             if problem["error"]["type"] != "NotImplementedError" and text not in shown:
                 console.print(f"[yellow]{escape(text)}[/yellow]")
-        if passes(self.module, report.score):
-            console.print(f"Module {self.module.number} passed. `f0 progress` shows your level.")
+        self.verdict(report, result.lines)
         console.print(escape(result.next_step) + " (`--verbose` lists every check.)")
 
-    def show(self, report) -> None:
+    def show(self, report, lines=()) -> None:
         table = Table(title=f"Module {self.module.number} · {escape(self.module.title)}")
         table.add_column("exercise")
         table.add_column("score", justify="right")
@@ -112,8 +166,10 @@ class CheckRun:
         for result in report.exercises.values():
             ex = result.exercise
             fixes = result.problems + [
-                f"✗ {c.message}" + (f" ({c.detail})" if c.detail else "")
-                for c in result.cases
+                ("⛔ CRITICAL " if c.critical else "✗ ")
+                + c.message
+                + (f" ({c.detail})" if c.detail else "")
+                for c in sorted(result.cases, key=lambda c: not c.critical)
                 if not c.passed
             ]
             style = "green" if result.score >= ex.points else "red"
@@ -130,8 +186,7 @@ class CheckRun:
                 "[/yellow]"
             )
         console.print(f"Total: [bold]{report.score:g} / {report.max_points:g}[/bold]")
-        if passes(self.module, report.score):
-            console.print(f"Module {self.module.number} passed. `f0 progress` shows your level.")
+        self.verdict(report, lines)
 
 
 def _notebook(course: manifest.Course, module: manifest.Module, given: str | None) -> Path:
@@ -168,7 +223,13 @@ def cmd_progress(args: argparse.Namespace) -> int:
             table.add_row(name, "-", "-", mark, "not checked yet", "")
             continue
         latest, best = item.latest, item.best
-        status = "[green]✓ passed[/]" if passes(module, best.score) else "[red]✗ not yet[/]"
+        if passes(module, best.score, best.critical_failed):
+            status = "[green]✓ passed[/]"
+        elif reaches_mark(module, best.score):
+            count = len(best.critical_failed)
+            status = f"[red]⛔ blocked: {count} critical check(s) failed[/]"
+        else:
+            status = "[red]✗ not yet[/]"
         if latest.notebook_changed(course.root):
             status += " [yellow](notebook changed since; re-run f0 check)[/]"
         table.add_row(
@@ -182,22 +243,31 @@ def cmd_progress(args: argparse.Namespace) -> int:
     console.print(table)
     rules = LevelRules(course)
     scores = {key: p.best.score for key, p in progress.items()}  # a level once reached stays
+    critical = {key: p.best.critical_failed for key, p in progress.items()}
+    for module in course.modules:
+        item = progress.get(module.id)
+        if item is not None and item.best.critical_failed and reaches_mark(module, item.best.score):
+            console.print(
+                f"[red]Module {module.number}: "
+                + escape(blocking_words(item.best.critical_failed))
+                + "[/]"
+            )
     colours = {LevelState.REACHED: "green", LevelState.IN_PROGRESS: "yellow"}
-    for status in rules.statuses(scores):
+    for status in rules.statuses(scores, critical):
         colour = colours.get(status.state, "dim")
         modules = ", ".join(map(str, rules.module_numbers(status.level)))
         console.print(
             f"{status.level.id.title()} ({escape(status.level.title)}; modules {modules}): "
             f"[{colour}]{status.state.value}[/]"
         )
-    best_level = rules.highest(scores)
+    best_level = rules.highest(scores, critical)
     console.print(
         f"Level reached: [bold]{best_level.level.id.title()}[/bold] "
         f"({escape(best_level.level.title)})"
         if best_level
         else "Level reached: none yet"
     )
-    upcoming = next((s for s in rules.statuses(scores) if not s.reached), None)
+    upcoming = next((s for s in rules.statuses(scores, critical) if not s.reached), None)
     if upcoming is not None:
         console.print(
             f"Next, {upcoming.level.id.title()} ({upcoming.state.value}): "
@@ -336,7 +406,7 @@ def cmd_certify(args: argparse.Namespace) -> int:
     best = assessment.best()
     if best is None:
         console.print("[red]No level reached yet, so there is nothing to certify.[/red]")
-        upcoming = assessment.rules.next_level(assessment.scores)
+        upcoming = assessment.next_level()
         if upcoming is not None:
             console.print(
                 f"{upcoming.level.id.title()} ({upcoming.state.value}): "
@@ -551,16 +621,31 @@ def cmd_autograde(args: argparse.Namespace) -> int:
     )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(args.assignment, total=len(students))
+        scheduler = args.scheduler or os.environ.get("F0_DASK_SCHEDULER") or None
         try:
-            results = grade_in_parallel(
-                course.root,
-                args.assignment,
-                students,
-                args.workers,
-                args.force,
-                tuple(args.nbgrader_args),
-                on_result=lambda _: bar.advance(task),
-            )
+            if args.dask or scheduler:
+                from academy.grading.parallel import grade_on_dask
+
+                results = grade_on_dask(
+                    course.root,
+                    args.assignment,
+                    students,
+                    scheduler=scheduler,
+                    workers=args.workers,
+                    force=args.force,
+                    nbgrader_args=tuple(args.nbgrader_args),
+                    on_result=lambda _: bar.advance(task),
+                )
+            else:
+                results = grade_in_parallel(
+                    course.root,
+                    args.assignment,
+                    students,
+                    args.workers,
+                    args.force,
+                    tuple(args.nbgrader_args),
+                    on_result=lambda _: bar.advance(task),
+                )
         except FileNotFoundError as exc:
             console.print(f"[red]{escape(str(exc))}[/red]")
             return 2
@@ -581,6 +666,22 @@ def cmd_autograde(args: argparse.Namespace) -> int:
         if r.status == "failed":
             console.print(f"[red]{r.student}: nbgrader could not grade it:[/red]\n{r.error}")
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from academy.service.server import GradingService, load_tokens, serve
+
+    course = manifest.load(Path(args.course) if args.course else None)
+    service = GradingService(
+        course,
+        load_tokens(Path(args.tokens)),
+        scheduler=args.scheduler or os.environ.get("F0_DASK_SCHEDULER") or None,
+        workers=args.workers,
+        rate=args.rate,
+        max_waiting=args.max_waiting,
+    )
+    serve(service, args.host, args.port)
+    return 0
 
 
 def cmd_stale(args: argparse.Namespace) -> int:
@@ -692,6 +793,16 @@ def parser() -> argparse.ArgumentParser:
         default=os.cpu_count() or 1,
         help="parallel graders (default: the number of cores)",
     )
+    grade.add_argument(
+        "--dask",
+        action="store_true",
+        help="grade each student as a Dask task on an embedded LocalCluster of --workers",
+    )
+    grade.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on this Dask cluster, e.g. tcp://10.0.0.5:8786 (env: F0_DASK_SCHEDULER)",
+    )
     grade.add_argument("--student", action="append", help="grade only these students")
     grade.add_argument("--force", action="store_true", help="regrade students already saved")
     grade.add_argument(
@@ -700,6 +811,21 @@ def parser() -> argparse.ArgumentParser:
         help="extra nbgrader options, after -- (e.g. -- --ExecuteWithinLimits.timeout=60)",
     )
     grade.set_defaults(func=cmd_autograde)
+    srv = sub.add_parser(
+        "serve",
+        help="the course grading service: learners' checks without the suites (instructors)",
+        description="Serves checks over HTTP (see docs/service.md): learners POST a notebook "
+        "with their token and get f0 check's report; grading runs on Dask.",
+    )
+    srv.add_argument("--tokens", required=True, help="file of `learner token` lines")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8790, help="port (default 8790; 0: any)")
+    srv.add_argument("--course", help="course folder (default: the one holding course.yaml)")
+    srv.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: local)")
+    srv.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="LocalCluster size")
+    srv.add_argument("--rate", type=int, default=10, help="checks per learner per minute")
+    srv.add_argument("--max-waiting", type=int, default=10, help="waiting checks per learner")
+    srv.set_defaults(func=cmd_serve)
     stale = sub.add_parser("stale", help="fail when exercises/ or solutions/ are out of date")
     stale.set_defaults(func=cmd_stale)
     return p

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 
 from academy import manifest
 from academy.learner.progress import ModuleRecord, ProgressStore
-from academy.levels import LevelRules, LevelState, LevelStatus, pass_mark, passes
+from academy.levels import LevelRules, LevelState, LevelStatus, pass_mark, passes, reaches_mark
 
 __all__ = ["ProgressDashboard"]
 
@@ -83,11 +83,16 @@ class ProgressDashboard(widgets.VBox):
             record = records.get(module.id)
             self.bars[module.id].value = record.score if record else 0
             self.bars[module.id].bar_style = (
-                "success" if record and passes(module, record.score) else "info"
+                "success"
+                if record and passes(module, record.score, record.critical_failed)
+                else "danger"
+                if record and record.critical_failed and reaches_mark(module, record.score)
+                else "info"
             )
             self.labels[module.id].value = self._label(module, record)
         scores = {key: r.score for key, r in records.items()}
-        self.levels.value = self._levels_html(self.rules.statuses(scores))
+        critical = {key: r.critical_failed for key, r in records.items()}
+        self.levels.value = self._levels_html(self.rules.statuses(scores, critical))
 
     def check(self, module_id: str) -> dict | None:
         """Grade the saved notebook of ``module_id`` with ``f0 check``; returns its report."""
@@ -116,12 +121,19 @@ class ProgressDashboard(widgets.VBox):
     def _label(self, module: manifest.Module, record: ModuleRecord | None) -> str:
         if record is None:
             return "<span style='color:#778'>not checked yet</span>"
-        mark = "✓" if passes(module, record.score) else "✗"
+        mark = "✓" if passes(module, record.score, record.critical_failed) else "✗"
         changed = " · <i>changed since</i>" if record.notebook_changed(self.course.root) else ""
+        blocked = ""
+        if record.critical_failed:
+            names = html.escape("; ".join(record.critical_failed))
+            blocked = (
+                f" <span style='color:#b3261e' title='{names}'>⛔ "
+                f"{len(record.critical_failed)} critical check(s) failed: blocks the level</span>"
+            )
         return (
             f"{mark} {record.score:g} / {module.points:g} "
             f"<span style='color:#778'>(pass {pass_mark(module):g}){changed}"
-            "</span>"
+            f"</span>{blocked}"
         )
 
     def _levels_html(self, statuses: list[LevelStatus]) -> str:

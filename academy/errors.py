@@ -19,12 +19,17 @@ from this module and from the module that raises it (``academy.manifest.Manifest
     │   ├── KeyFileError                           a key file or key id is unusable; names it
     │   ├── SigningKeyError                        a key would sign what it must not sign
     │   └── VerificationError                      a credential does not verify; says why
+    ├── RosterError                                the hub's roster file is unusable  [hub]
+    ├── AccountCommandFailed     (CalledProcessError) a command run as an account failed [hub]
+    ├── ServiceError                               the grading service refused a check [service]
+    ├── BundleError              (ValueError)      a grading task's files cannot travel [service]
     ├── LearnerError                               the learner's code hung or crashed [bridge]
     │   ├── LearnerTimeout                         a request ran past its deadline    [bridge]
     │   └── LearnerCrashed                         the worker process ended           [bridge]
     └── LearnerException                           the learner's code raised          [bridge]
 
-``[bridge]``: defined in ``academy.bridge.client``, beside the bridge that raises them.
+``[bridge]``, ``[hub]``, ``[service]``: defined beside the code that raises them
+(``academy.bridge.client``, ``academy.hub``, ``academy.service``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Certification levels, decided from module scores and the manifest alone.
 
 A level is reached when every module it lists, and every module of the level it requires,
-is in the manifest and scores at least ``pass_fraction * points``. A level that lists a
+is in the manifest, scores at least ``pass_fraction * points`` **and** failed no critical
+case (``@case(..., critical=True)``: a check whose failure means the component is unsafe or
+not what the exercise is about; see docs/critical-cases.md). Scores keep their partial
+credit; a critical failure only blocks the module for certification. A level that lists a
 module the manifest does not have yet is *not available yet*: it is never awarded, whatever
 the scores, so adding modules to ``course.yaml`` is what opens the higher levels.
 The same rules serve the learner's ``f0 progress``/``f0 certify`` and the instructor's
@@ -10,13 +13,22 @@ certificates from the gradebook.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from academy.manifest import Course, Level, ManifestError, Module
 
-__all__ = ["LevelRules", "LevelState", "LevelStatus", "ModuleStanding", "pass_mark", "passes"]
+__all__ = [
+    "LevelRules",
+    "LevelState",
+    "LevelStatus",
+    "ModuleStanding",
+    "blocking_words",
+    "pass_mark",
+    "passes",
+    "reaches_mark",
+]
 
 TOLERANCE = 1e-9
 
@@ -25,8 +37,24 @@ def pass_mark(module: Module) -> float:
     return round(module.pass_fraction * module.points, 6)
 
 
-def passes(module: Module, score: float | None) -> bool:
+def reaches_mark(module: Module, score: float | None) -> bool:
+    """The score alone reaches the pass mark (critical cases aside)."""
     return score is not None and score + TOLERANCE >= pass_mark(module)
+
+
+def passes(module: Module, score: float | None, critical_failed: Sequence[str] = ()) -> bool:
+    """Passed for certification: the pass mark reached and no critical case failed."""
+    return reaches_mark(module, score) and not critical_failed
+
+
+def blocking_words(critical_failed: Sequence[str]) -> str:
+    """The failed critical checks in one sentence, saying that they block the level."""
+    count = len(critical_failed)
+    noun = "critical check" if count == 1 else "critical checks"
+    return (
+        f"{count} {noun} failed, which blocks the module (and every level that needs it) "
+        "whatever the score: " + "; ".join(critical_failed)
+    )
 
 
 class LevelState(str, Enum):
@@ -41,10 +69,16 @@ class ModuleStanding:
 
     module: Module
     score: float | None
+    critical_failed: tuple[str, ...] = ()  # "<exercise>: <message>" of each failed critical case
 
     @property
     def passed(self) -> bool:
-        return passes(self.module, self.score)
+        return passes(self.module, self.score, self.critical_failed)
+
+    @property
+    def blocked(self) -> bool:
+        """The score reaches the pass mark but a critical case failed."""
+        return reaches_mark(self.module, self.score) and bool(self.critical_failed)
 
     @property
     def pass_mark(self) -> float:
@@ -57,7 +91,16 @@ class ModuleStanding:
             return f"{label}: not graded yet (needs {self.pass_mark:g} / {self.module.points:g})"
         if self.passed:
             return ""
-        return f"{label}: {self.score:g} / {self.module.points:g}, needs {self.pass_mark:g}"
+        if self.blocked:
+            return (
+                f"{label}: {self.score:g} / {self.module.points:g} reaches the pass mark, but "
+                + blocking_words(self.critical_failed)
+            )
+        text = f"{label}: {self.score:g} / {self.module.points:g}, needs {self.pass_mark:g}"
+        if self.critical_failed:
+            count = len(self.critical_failed)
+            text += f" and no failed critical check ({count} failed)"
+        return text
 
 
 @dataclass(frozen=True)
@@ -102,11 +145,22 @@ class LevelRules:
             numbers += [n for n in lv.modules if n not in numbers]
         return tuple(numbers)
 
-    def status(self, level: Level, scores: Mapping[str, float]) -> LevelStatus:
+    def status(
+        self,
+        level: Level,
+        scores: Mapping[str, float],
+        critical: Mapping[str, Sequence[str]] | None = None,
+    ) -> LevelStatus:
+        """``critical`` maps a module id to its failed critical cases (none when absent)."""
+        critical = critical or {}
         numbers = self.module_numbers(level)
         absent = tuple(n for n in numbers if n not in self._by_number)
         standings = tuple(
-            ModuleStanding(self._by_number[n], scores.get(self._by_number[n].id))
+            ModuleStanding(
+                self._by_number[n],
+                scores.get(self._by_number[n].id),
+                tuple(critical.get(self._by_number[n].id, ())),
+            )
             for n in numbers
             if n in self._by_number
         )
@@ -118,14 +172,20 @@ class LevelRules:
             state = LevelState.IN_PROGRESS
         return LevelStatus(level, state, standings, absent)
 
-    def statuses(self, scores: Mapping[str, float]) -> list[LevelStatus]:
-        return [self.status(level, scores) for level in self.course.levels]
+    def statuses(
+        self, scores: Mapping[str, float], critical: Mapping[str, Sequence[str]] | None = None
+    ) -> list[LevelStatus]:
+        return [self.status(level, scores, critical) for level in self.course.levels]
 
-    def highest(self, scores: Mapping[str, float]) -> LevelStatus | None:
+    def highest(
+        self, scores: Mapping[str, float], critical: Mapping[str, Sequence[str]] | None = None
+    ) -> LevelStatus | None:
         """The reached level that needs the most modules (None when no level is reached)."""
-        reached = [s for s in self.statuses(scores) if s.reached]
+        reached = [s for s in self.statuses(scores, critical) if s.reached]
         return max(reached, key=lambda s: len(s.modules), default=None)
 
-    def next_level(self, scores: Mapping[str, float]) -> LevelStatus | None:
+    def next_level(
+        self, scores: Mapping[str, float], critical: Mapping[str, Sequence[str]] | None = None
+    ) -> LevelStatus | None:
         """The first level in manifest order that is not reached yet."""
-        return next((s for s in self.statuses(scores) if not s.reached), None)
+        return next((s for s in self.statuses(scores, critical) if not s.reached), None)

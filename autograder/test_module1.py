@@ -8,6 +8,7 @@ which behaviour is wrong. The learner's code is reached through the ``learner`` 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 
@@ -228,9 +229,19 @@ def test_1_3_tree_conflict(learner):
         )
         for key in items:
             check(
-                key in exc.message,
+                names_key(exc.message, key),
                 f"with keys {list(items)} the message {exc.message!r} does not name {key!r}",
             )
+
+
+def names_key(message, key):
+    """Does ``message`` name ``key`` on its own? The shorter key always occurs inside the
+    longer one ('a.b' in 'a.b.c'), and 'x' inside words such as 'prefix', so only an
+    occurrence that is not part of a longer key or word counts."""
+    if not isinstance(message, str):
+        return False
+    alone = rf"(?<![\w.]){re.escape(key)}(?!\.?\w)"
+    return re.search(alone, message) is not None
 
 
 @case("1.3", 0.25, "group_by_namespace() and namespace_tree() must only read the context")
@@ -309,6 +320,7 @@ def test_1_4_safe_set_ok(learner):
     0.5,
     "safe_set() must return False for a value that is not JSON data and leave "
     "the context unchanged",
+    critical=True,
 )
 def test_1_4_safe_set_rejects(learner):
     ctx = make_context(learner, {"keep": 1})
@@ -492,6 +504,7 @@ def test_1_5_dirty_same_value(learner):
     "1.5",
     0.5,
     "MiniContext.set() must raise TypeError for values that are not JSON data, at any depth",
+    critical=True,
 )
 def test_1_5_rejects_non_json(learner):
     bad_values = [
@@ -518,6 +531,7 @@ def test_1_5_rejects_non_json(learner):
     "1.5",
     0.5,
     "a rejected MiniContext.set() must change nothing: no value, no history entry, no dirty key",
+    critical=True,
 )
 def test_1_5_rejected_unchanged(learner):
     m = mini(learner)

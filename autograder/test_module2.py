@@ -113,7 +113,8 @@ def test_2_1_describe(learner):
 @case(
     "2.1",
     0.5,
-    "describe_change() must write (unknown) when step is None, and containers with repr()",
+    "describe_change() must write (unknown) exactly when step is None (any other step, even "
+    "an empty string, is written as it is), and containers with repr()",
 )
 def test_2_1_describe_unknown(learner):
     cases = [
@@ -121,6 +122,7 @@ def test_2_1_describe_unknown(learner):
             entry(1.0, None, "cart.items", [], ["book", 2]),
             "(unknown) changed cart.items: [] -> ['book', 2]",
         ),
+        (entry(1.5, "", "cart.note", None, "gift"), " changed cart.note: None -> 'gift'"),
         (
             entry(2.0, "api", "user.prefs", {"theme": "dark"}, {"a": [None, ""]}),
             "api changed user.prefs: {'theme': 'dark'} -> {'a': [None, '']}",
@@ -300,6 +302,7 @@ def test_2_2_recent_negative(learner):
     "2.2",
     0.5,
     "the history functions must not change the history list they are given (no in-place sort)",
+    critical=True,
 )
 def test_2_2_read_only(learner):
     kept = learner.keep(MIXED)
@@ -476,6 +479,7 @@ def test_2_3_rollback_latest_run(learner):
     0.25,
     "rollback() must return False and change nothing when the key is missing or its "
     "current value is not the bad value",
+    critical=True,
 )
 def test_2_3_rollback_nothing_to_do(learner):
     ctx = context_with(
@@ -501,6 +505,7 @@ def test_2_3_rollback_nothing_to_do(learner):
     0.25,
     "rollback() must raise ValueError naming the key, and change nothing, when the history "
     "holds no good value; a key whose first write was bad goes back to None",
+    critical=True,
 )
 def test_2_3_rollback_no_good_value(learner):
     restored = learner.Context.from_json('{"order.status": "cancelled"}')
@@ -746,7 +751,9 @@ def test_2_4_report(learner):
     check(v.report() == "no problems", f"after a passing validation it returned {v.report()!r}")
 
 
-@case("2.4", 0.25, "the validator must only read the context (no set, no new history)")
+@case(
+    "2.4", 0.25, "the validator must only read the context (no set, no new history)", critical=True
+)
 def test_2_4_read_only(learner):
     ctx, v = validator(learner, {"a": 1, "b": None, "c": [1]})
     before = untouched(ctx)

@@ -227,6 +227,7 @@ def test_3_1_delta_needs_snapshot(learner, folder):
     0.75,
     "load_full_state(id) must return a new Context holding that snapshot with its deltas "
     "applied in order, with no history and no dirty keys, read from the folder alone",
+    critical=True,
 )
 def test_3_1_load(learner, folder):
     ctx = make_context(learner, {"app.name": "Shop", "orders.pending": 0, "tags": ["a"]})
@@ -309,6 +310,7 @@ def delta_loop(learner, ctx, persister, n: int) -> list[Any]:
     0.5,
     "with 1,000+ deltas, file names must be padded to at least 3 digits (delta_001_1000) "
     "and load_full_state() must apply deltas in numeric order, not text order",
+    critical=True,
 )
 def test_3_1_many_deltas(learner, folder):
     ctx = make_context(learner, {"counter": 0})
@@ -339,6 +341,7 @@ def test_3_1_many_deltas(learner, folder):
     0.25,
     "a new DeltaPersister on a folder that already holds snapshots must continue after "
     "the highest snapshot number, never overwriting earlier files",
+    critical=True,
 )
 def test_3_1_numbering_continues(learner, folder):
     ctx = make_context(learner, {"run": 1})
@@ -430,6 +433,7 @@ def replay(learner, ops: list[tuple]) -> None:
     1,
     "for any sequence of sets, snapshots and deltas, load_full_state(id) must give the "
     "state at the last save of that snapshot's chain",
+    critical=True,
 )
 def test_3_1_property(learner):
     fatal: list[LearnerError] = []
@@ -541,8 +545,8 @@ def test_3_2_time_rule(learner):
 @case(
     "3.2",
     0.5,
-    "should_sync(0) must be False however much time has passed, and should_sync() "
-    "must change nothing",
+    "should_sync(0) must be False however much time has passed and whatever the "
+    "thresholds (even sync_threshold=0), and should_sync() must change nothing",
 )
 def test_3_2_no_dirty_keys(learner):
     clock = fake_clock(learner, 5.0)
@@ -555,6 +559,13 @@ def test_3_2_no_dirty_keys(learner):
     check(sync.stats.value() == ZERO_STATS, "should_sync() changed the stats")
     last = sync.last_sync_time.value()
     check(last == 5.0, f"after should_sync() calls last_sync_time is {last!r}, not 5.0")
+    for threshold in (0, -1):
+        eager = smart_sync(learner, threshold, 10.0, clock=clock)
+        answer = eager.should_sync(0)
+        check(
+            answer is False,
+            f"with sync_threshold={threshold} and 0 dirty keys it returned {answer!r}",
+        )
 
 
 @case(
@@ -562,6 +573,7 @@ def test_3_2_no_dirty_keys(learner):
     1,
     "perform_sync(ctx) must send the dirty keys with their current values once, clear "
     "them, count syncs and keys_written, and return True",
+    critical=True,
 )
 def test_3_2_successful_sync(learner):
     clock = fake_clock(learner, 0.0)
@@ -595,6 +607,7 @@ def test_3_2_successful_sync(learner):
     1,
     "when send() raises, perform_sync() must return False without raising, count a "
     "failure, and keep every key dirty so the next sync sends it",
+    critical=True,
 )
 def test_3_2_failed_sync(learner):
     clock = fake_clock(learner, 0.0)
@@ -770,7 +783,7 @@ def test_3_3_workload(learner):
     "3.3",
     0.5,
     "measure_persistence() must give zeros for no changes and raise ValueError for a "
-    "batch_size below 1",
+    "batch_size below 1 or not an int (a bool is not an int here)",
 )
 def test_3_3_edges(learner):
     zeros = {
@@ -780,11 +793,11 @@ def test_3_3_edges(learner):
     for batch_size in (1, 10):
         got = learner.measure_persistence([], batch_size)
         check(got == zeros, f"for no changes (batch_size={batch_size}) it returned {got!r}")
-    for batch_size in (0, -3):
+    for batch_size in (0, -3, True, False, 2.0):
         raises(
             lambda b=batch_size: learner.measure_persistence([["a", 1]], b),
             "ValueError",
-            f"batch_size={batch_size}",
+            f"batch_size={batch_size!r}",
         )
 
 

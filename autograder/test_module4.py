@@ -573,6 +573,7 @@ def test_4_3_import_malformed(learner):
     0.75,
     "import_with_validation() must check key_count and checksum when present, and raise "
     "ValueError naming the key the Context refuses",
+    critical=True,
 )
 def test_4_3_import_integrity(learner):
     exp = exporter(learner)
@@ -649,6 +650,7 @@ def test_4_3_file_written(learner):
     0.5,
     "export_to_file() must return False when the folder does not exist or the path is a "
     "directory, creating nothing and leaving nothing behind",
+    critical=True,
 )
 def test_4_3_file_errors(learner):
     exp = exporter(learner)
@@ -679,6 +681,7 @@ def test_4_3_file_errors(learner):
     0.25,
     "export_to_file() must never half-write: when encoding fails, the old file stays intact "
     "and no temporary file is left",
+    critical=True,
 )
 def test_4_3_file_atomic(learner):
     exp = exporter(learner)

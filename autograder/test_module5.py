@@ -146,6 +146,7 @@ VALUES = st.one_of(
     st.sampled_from(["on", "off"]),
     st.none(),
     st.lists(st.integers(0, 1), max_size=2),
+    st.dictionaries(st.sampled_from(["p", "q"]), st.integers(0, 2), max_size=2),
 )
 WHO = st.sampled_from(["w1", "w2", "w3"])
 CONTEXTS = st.dictionaries(KEYS, st.tuples(VALUES, WHO), max_size=5)
@@ -386,6 +387,7 @@ def test_5_1_prefix(learner):
     0.5,
     "merge_with_strategy() must raise ValueError naming an unknown strategy name and "
     "TypeError for a strategy that is neither a str nor callable, changing nothing",
+    critical=True,
 )
 def test_5_1_bad_strategy(learner):
     target, source = build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE)
@@ -466,7 +468,7 @@ def test_5_1_report(learner):
     )
 
 
-@case("5.1", 0.25, "merge_with_strategy() must never change the source context")
+@case("5.1", 0.25, "merge_with_strategy() must never change the source context", critical=True)
 def test_5_1_source_unchanged(learner):
     source = build(learner, SERVICES_SOURCE)
     before = untouched(source)
@@ -509,18 +511,25 @@ def all_writes(ctx: Remote) -> Writes:
     "5.2",
     0.5,
     "MergeStrategy.last_write_wins() must do what target.merge_from(source) does: source's "
-    "values win and the source's writes are replayed with their who",
+    "values win whole (a dict under a key replaces the target's dict, never merged into it) "
+    "and the source's writes are replayed with their who",
 )
 def test_5_2_lww_example(learner):
-    t_writes: Writes = [("a", 1, "t"), ("keep", "k", "t")]
-    s_writes: Writes = [("a", 5, "s1"), ("n", None, "s1"), ("a", 6, "s2")]
+    t_writes: Writes = [("a", 1, "t"), ("keep", "k", "t"), ("cfg", {"host": "h", "port": 1}, "t")]
+    s_writes: Writes = [
+        ("a", 5, "s1"),
+        ("n", None, "s1"),
+        ("a", 6, "s2"),
+        ("cfg", {"port": 2}, "s2"),
+    ]
     target, source = build(learner, t_writes), build(learner, s_writes)
     before = untouched(source)
     strategy_call(learner, "last_write_wins", target, source)
     data = target.to_dict()
-    check(data == {"a": 6, "keep": "k", "n": None}, f"the target became {data!r}")
+    expected = {"a": 6, "keep": "k", "cfg": {"port": 2}, "n": None}
+    check(data == expected, f"the target became {data!r}, expected {expected!r}")
     check(
-        history_tail(target, 3) == s_writes and len(target.get_history()) == 5,
+        history_tail(target, 4) == s_writes and len(target.get_history()) == 7,
         f"the target's history, as (key, value, who), should end with the source's writes "
         f"{s_writes!r}; it was {all_writes(target)!r}",
     )
@@ -710,6 +719,7 @@ def test_5_2_numeric_property(learner):
     0.5,
     "MergeStrategy.conflict_detection() must leave the target exactly as it was when there is "
     "a conflict, and merge like last_write_wins when there is none",
+    critical=True,
 )
 def test_5_2_conflict_detection(learner):
     t_writes: Writes = [("a", 1, "t"), ("b", "x", "t")]
@@ -903,6 +913,7 @@ def test_5_3_live_layers(learner):
     "5.3",
     0.25,
     "add_layer() must raise ValueError naming a name that is already a layer, and change nothing",
+    critical=True,
 )
 def test_5_3_duplicate(learner):
     layering = seed_layering(learner)

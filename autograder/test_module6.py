@@ -646,6 +646,7 @@ def confirm_disk_full(os_module) -> None:
     0.5,
     "DataExporterScriptlet must write atomically: a temporary file moved with os.replace, "
     "none left behind, and the old target intact when the move fails",
+    critical=True,
 )
 def test_6_1_exporter_atomic(learner, scratch):
     folder = scratch / "out"
@@ -852,6 +853,7 @@ def test_6_2_rollback_plan_to_step_and_start(learner):
     "RollbackScriptlet, run on the context of a failed run, must restore each key to its value "
     "at the last good step (sorted order, who = its step) and set rollback.restored and "
     "rollback.to_step",
+    critical=True,
 )
 def test_6_2_rollback_after_failed_run(learner, orders):
     path = write_recipe(
@@ -1478,6 +1480,7 @@ def test_6_3_applier(learner, scratch):
     0.5,
     "ConfigApplierScriptlet.validate must refuse (StepNotRunError) an unvalidated or invalid "
     "configuration and a component key that is not loaded",
+    critical=True,
 )
 def test_6_3_applier_refuses(learner, scratch):
     config_files(scratch)

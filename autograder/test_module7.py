@@ -727,6 +727,7 @@ def test_7_2_capacity(learner):
     1.0,
     "LRUCache.get()/put() must be O(1): at capacity 100,000 at most 5x slower per operation "
     "than at capacity 1,000, measured in the same run",
+    critical=True,
 )
 def test_7_2_constant_time(learner):
     result = lru_scaling(learner)
@@ -750,6 +751,7 @@ def test_7_2_constant_time(learner):
     1.0,
     "LRUCache must be thread-safe: with 8 threads calling get()/put(), no exception, hits + "
     "misses = get calls, at most capacity keys, and LRU order intact afterwards",
+    critical=True,
 )
 def test_7_2_threads(learner):
     hammer = worker_function(learner, LRU_THREADS, "hammer")
@@ -921,6 +923,7 @@ def test_7_3_write_back(learner):
     1.0,
     "CachingContext write-back must never lose a write: a pending value evicted from the cache "
     "must be stored at that moment (with its who)",
+    critical=True,
 )
 def test_7_3_never_loses(learner):
     cc = learner.CachingContext(cache_size=3, write_strategy="write_back")
@@ -973,6 +976,7 @@ def test_7_3_invalidate(learner):
     0.5,
     "CachingContext.set() must reject what Context.set rejects (TypeError for non-JSON data, "
     "ValueError for an empty key) and change nothing, in both modes",
+    critical=True,
 )
 def test_7_3_rejects(learner):
     for strategy in ("write_through", "write_back"):
@@ -1085,6 +1089,7 @@ def test_7_4_empty(learner):
     0.75,
     "ConsistentHashRing.add_node() must move only the keys the new node now owns (about 1/(N+1) "
     "of them) and answer like a ring built with the new nodes; adding a known node changes nothing",
+    critical=True,
 )
 def test_7_4_add(learner):
     ring = learner.ConsistentHashRing(NODES5, replicas=100)
@@ -1115,6 +1120,7 @@ def test_7_4_add(learner):
     0.75,
     "ConsistentHashRing.remove_node() must move only the removed node's keys and take all its "
     "positions off the ring; an unknown node raises KeyError",
+    critical=True,
 )
 def test_7_4_remove(learner):
     ring = learner.ConsistentHashRing(NODES5, replicas=100)
@@ -1404,6 +1410,7 @@ def test_7_6_replication(learner):
     0.75,
     "ContextCluster must keep serving reads and writes from the other replicas while a node is "
     "down; set() raises ConnectionError only when no replica is reachable",
+    critical=True,
 )
 def test_7_6_failover_reads(learner):
     tools = ClusterTools(learner)
@@ -1428,6 +1435,7 @@ def test_7_6_failover_reads(learner):
     0.75,
     "ContextCluster.handle_node_failure() must take the node off the ring and copy its keys so "
     "every key is again on replication_factor active nodes; it returns the copies made",
+    critical=True,
 )
 def test_7_6_node_failure(learner):
     tools = ClusterTools(learner)

@@ -271,6 +271,7 @@ def test_8_1_ids(learner):
     "A caller must never reach another tenant through any method (get_context, "
     "check_operation, list_contexts, usage): AuthorizationError with the same words whether "
     "that tenant exists or not, and nothing counted against the other tenant",
+    critical=True,
 )
 def test_8_1_isolation(learner):
     limits = {"max_keys": 5, "max_bytes": 500, "max_ops_per_second": 3}
@@ -407,6 +408,7 @@ def test_8_1_contexts(learner):
     "Quotas: a set over max_keys (keys of all the tenant's contexts) or max_bytes (new size in "
     "place of the old) must raise QuotaExceededError naming the tenant and the limit, checked "
     "rate, then keys, then bytes; a refused operation must change nothing",
+    critical=True,
 )
 def test_8_1_quotas(learner):
     limits = {"max_keys": 3, "max_bytes": 40, "max_ops_per_second": 1000}
@@ -707,6 +709,7 @@ def test_8_2_issue(learner):
     "authenticate must raise AuthenticationError for forged tokens: another secret, alg none, "
     "another algorithm (HS384/HS512), an edited payload, a missing signature, garbage and "
     "non-str tokens",
+    critical=True,
 )
 def test_8_2_forgery(learner):
     _clock, security = a_security(learner)
@@ -749,6 +752,7 @@ def test_8_2_forgery(learner):
     "Token expiry must be judged with the manager's clock only: valid while clock() < exp, "
     "expired from exp on, whatever the real time is (PyJWT's own exp, iat and nbf checks use "
     "the real time); an exp that is not a number is an AuthenticationError",
+    critical=True,
 )
 def test_8_2_expiry(learner):
     clock, security = a_security(learner)
@@ -808,6 +812,7 @@ def test_8_2_expiry(learner):
     "authenticate must check the audience and issuer, require all seven claims, and reject "
     "unknown or malformed roles, an empty or non-str sub and an invalid tenant id "
     "(AuthenticationError)",
+    critical=True,
 )
 def test_8_2_claims(learner):
     _clock, security = a_security(learner)
@@ -854,6 +859,7 @@ def test_8_2_claims(learner):
     "authorize must allow an action only inside the caller's own tenant and only when one of "
     "its roles grants it (reader: read; writer: read, write; admin: all); unknown roles grant "
     "nothing; an unknown action is a ValueError",
+    critical=True,
 )
 def test_8_2_authorize(learner):
     _clock, security = a_security(learner)
@@ -905,6 +911,7 @@ def test_8_2_authorize(learner):
     "encrypt must return a Fernet token (str) of the value's JSON made with the encryption key, "
     "different every call and never showing the plaintext; decrypt must round-trip, and raise "
     "TamperedDataError for changed, foreign or garbage tokens (TypeError for non-str)",
+    critical=True,
 )
 def test_8_2_encryption(learner):
     key = Fernet.generate_key().decode()
@@ -1116,6 +1123,7 @@ def test_8_3_log(learner):
     "verify must detect an edit of any field of any entry (timestamp, actor, action, "
     "tenant_id, key, outcome, index, prev_hash, hash), even when the edited entry's own hash "
     "was recomputed, and report the first bad index and the reason",
+    critical=True,
 )
 def test_8_3_edits(learner):
     _clock, logger, _ = a_audit(learner)
@@ -1174,6 +1182,7 @@ def test_8_3_edits(learner):
     0.5,
     "verify must detect deleted, inserted and reordered entries and report the first position "
     "that no longer fits (index checked before prev_hash and hash)",
+    critical=True,
 )
 def test_8_3_structure(learner):
     _clock, logger, _ = a_audit(learner)
@@ -1212,6 +1221,7 @@ def test_8_3_structure(learner):
     0.5,
     "verify must compare a valid chain with the logger's head: deleting the newest entries, "
     "appending entries or rewriting the whole chain must fail with reason 'head'",
+    critical=True,
 )
 def test_8_3_head(learner):
     clock, logger, _ = a_audit(learner)
@@ -1950,6 +1960,7 @@ def test_8_4_basics(learner):
     "A strong set or get must need a majority of the key's replicas to answer, else raise "
     "NotEnoughReplicasError; a refused set must write nothing and use no version; eventual "
     "operations need one replica",
+    critical=True,
 )
 def test_8_4_quorum(learner):
     key = b_key_with(B_NODES, "acct:", ["n1", "n2", "n3"])
@@ -2003,6 +2014,7 @@ def test_8_4_quorum(learner):
     "A strong get must return the newest acknowledged write after nodes fail and come back "
     "(ask every contacted replica, keep the highest version, compared as a number) and must "
     "refuse rather than answer from a minority",
+    critical=True,
 )
 def test_8_4_read_your_writes(learner):
     key = b_key_with(B_NODES, "user:", ["n1", "n2", "n3", "n4", "n5"])
@@ -2166,6 +2178,7 @@ def b_chaos_steps(seed: int, length: int):
     "Chaos: with nodes crashing and restarting at random during strong and eventual "
     "operations, no acknowledged strong write may be lost, a refused write must leave no "
     "trace, and anti_entropy() after recovery must make every replica converge",
+    critical=True,
 )
 def test_8_4_chaos(learner):
     for seed in (84, 2024):
@@ -2282,6 +2295,7 @@ def test_8_5_detection(learner):
     "On detection, check() must fail the node over (service.mark_down) so operations stop "
     "contacting it, and record a failover event with crashed_at, last_heartbeat, detected_at "
     "and failover_ms = round((detected_at - crashed_at) * 1000, 3)",
+    critical=True,
 )
 def test_8_5_failover(learner):
     clock, service, monitor = b_monitored(learner, B_NODES)
@@ -2341,6 +2355,7 @@ def test_8_5_failover(learner):
     0.5,
     "A node that answers again must be declared up at the next check: service.resync_node() "
     "first, then service.mark_up(), status 'up', and a recovered event with the copies made",
+    critical=True,
 )
 def test_8_5_recovery(learner):
     clock, service, monitor = b_monitored(learner, B_NODES)
@@ -2938,6 +2953,7 @@ def c_beats_lru(learner, seed, which):
     0.5,
     "SmartCacheManager(100) must beat LRU(100) by at least 0.03 in hit rate on "
     "cache_workload(8), replayed cache-aside, within capacity",
+    critical=True,
 )
 def test_8_6_beats_lru_stated(learner):
     c_beats_lru(learner, 8, "cache_workload(8)")
@@ -2948,6 +2964,7 @@ def test_8_6_beats_lru_stated(learner):
     0.5,
     "SmartCacheManager(100) must beat LRU(100) by at least 0.03 in hit rate on the same kind "
     "of workload with a seed you have not seen",
+    critical=True,
 )
 def test_8_6_beats_lru_unseen(learner):
     c_beats_lru(learner, C_UNSEEN_SEED, "a workload with an unseen seed")
@@ -3669,6 +3686,7 @@ def test_8_9_round_trip(learner):
     "a bad or expired token (AuthenticationError), a tenant over its key limit "
     "(QuotaExceededError), a request without a tenant or key (check_request's TypeError, "
     "not audited); a refused set changes nothing, and two tenants' equal keys stay apart",
+    critical=True,
 )
 def test_8_9_refusals(learner):
     tools = d_tools(learner)
@@ -3743,6 +3761,7 @@ def test_8_9_refusals(learner):
     1,
     "ContextMaster must encrypt values before they reach the nodes: every replica "
     "holds a string that is not the value's JSON, and security.decrypt gives the value back",
+    critical=True,
 )
 def test_8_9_encrypted_at_rest(learner):
     tools = d_tools(learner)
@@ -3773,6 +3792,7 @@ def test_8_9_encrypted_at_rest(learner):
     "ContextMaster must write every operation to the audit log, successes and "
     "refusals alike: (actor, action, tenant_id, key, outcome) with outcome_of(exc) for a "
     "refusal and 'anonymous' when authentication failed; the chain must verify",
+    critical=True,
 )
 def test_8_9_audit_trail(learner):
     tools = d_tools(learner)
@@ -3818,7 +3838,8 @@ def test_8_9_audit_trail(learner):
     "ContextMaster must keep working when a replica fails: acknowledged strong "
     "writes stay readable from the cluster, new strong writes succeed with one node down, "
     "and with two nodes down a strong set raises NotEnoughReplicasError, audited "
-    "'unavailable'",
+    "'unavailable', and leaves no value behind (not in the cluster, not in the cache)",
+    critical=True,
 )
 def test_8_9_failover(learner):
     tools = d_tools(learner)
@@ -3848,6 +3869,14 @@ def test_8_9_failover(learner):
     check(
         tools["d_audit"](master)[-1] == ["alice", "set", "acme", "z", "unavailable"],
         f"the failed set was audited as {tools['d_audit'](master)[-1]}",
+    )
+    master.service.recover_node(victim)
+    master.service.recover_node(second)
+    after = tools["d_run"](master, [d_call("get", writer, "acme", "c", "z", default="absent")])
+    check(
+        after == [{"value": "absent"}],
+        "a strong set refused with NotEnoughReplicasError must reach neither the cluster nor "
+        f"the cache, but reading the key back (nodes recovered) gave {after[0]!r}",
     )
 
 

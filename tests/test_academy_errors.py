@@ -20,6 +20,8 @@ def academy_exceptions() -> list[type[BaseException]]:
     """Every exception class defined anywhere in the academy package."""
     found: dict[str, type[BaseException]] = {}
     for info in pkgutil.walk_packages(academy.__path__, "academy."):
+        if info.name.endswith("_config"):  # a Jupyter config file (get_config()), not a module
+            continue
         module = importlib.import_module(info.name)
         for value in vars(module).values():
             if (

@@ -208,7 +208,9 @@ def test_the_credential_is_an_open_badges_3_credential(issuer):
     achievement = subject["achievement"]
     assert achievement["achievementType"] == "Certificate"
     assert "12.8 of 16" in achievement["criteria"]["narrative"]
-    assert [e["description"] for e in credential["evidence"]] == ["14 / 16 points (pass mark 12.8)"]
+    assert [e["description"] for e in credential["evidence"]] == [
+        "14 / 16 points (pass mark 12.8); no critical check failed"
+    ]
     assert subject["result"][0]["value"] == "14"
     unreached = LevelRules(award(key).course).status(award(key).course.levels[0], {})
     with pytest.raises(ValueError, match="level bronze is in progress: no credential"):
@@ -455,7 +457,9 @@ def test_nbgrader_exporter_issues_a_certificate_per_student_who_reached_a_level(
         for i in verified.credential["credentialSubject"]["identifier"]
     }
     assert names == {"studentId": "ada", "name": "Ada Lovelace"}
-    assert verified.credential["evidence"][0]["description"] == "16 / 16 points (pass mark 12.8)"
+    assert verified.credential["evidence"][0]["description"] == (
+        "16 / 16 points (pass mark 12.8); no critical check failed"
+    )
     assert "bob: no level reached; bronze: module 1: 10 / 16, needs 12.8" in proc.stderr
 
 
@@ -611,3 +615,48 @@ def test_the_manifest_refuses_a_key_file_that_is_not_the_key_id(tmp_path, issuer
     # A copy of course.yaml alone still loads: the key id is the key.
     alone = manifest.load(issuer_yaml(tmp_path / "f", ours, None))
     assert did_key(alone.issuer.key()) == ours
+
+
+def test_a_failed_critical_check_withholds_the_certificate_and_is_listed(issuer, tmp_path):
+    """f0 issue: a student at full marks everywhere but with a critical check failed in one
+    module gets no certificate for a level that needs it, and the summary names the check;
+    the failed checks are read from the autograded notebook's grade-cell metadata."""
+    from academy.certificates.issue import StudentScores, critical_from_notebook
+    from academy.grading.render import exercise_outputs
+    from academy.grading.suite_runner import CaseResult, ExerciseResult
+
+    key, _ = issuer
+    ours = replace(
+        COURSE, issuer=CourseIssuer("Framework0 Academy", did_key(key.public_key()), tmp_path)
+    )
+    module1 = ours.module("module1")
+    exercise = module1.exercises[3]
+    result = ExerciseResult(
+        exercise,
+        [
+            CaseResult("t", exercise.id, exercise.points - 0.5, "ordinary check", True),
+            CaseResult(
+                "c", exercise.id, 0.5, "a refused set must change nothing", False, critical=True
+            ),
+        ],
+    )
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("# grade cell")
+    cell.outputs = [nbformat.from_dict(o) for o in exercise_outputs(result, [], exercise.points)]
+    nb.cells.append(cell)
+    graded = tmp_path / "graded.ipynb"
+    nbformat.write(nb, graded)
+    failed = critical_from_notebook(graded)
+    assert failed == [f"{exercise.id}: a refused set must change nothing"]
+
+    full = {m.id: m.points for m in ours.modules}
+    blocked = StudentScores(Learner("s1", "Student One"), dict(full), critical={"module1": failed})
+    clean = StudentScores(Learner("s2", "Student Two"), dict(full))
+    out = tmp_path / "certs"
+    issuer_ = CertificateIssuer(ours, CertificateWriter(CredentialSigner(key), out, pictures=False))
+    report = issuer_.issue([blocked, clean])
+    assert [c.learner for c in report.issued] == ["s2"]
+    assert "s1" in report.skipped and "critical check" in report.skipped["s1"]
+    summary = report.summary()
+    assert "Critical checks failed" in summary
+    assert f"s1: module1: {exercise.id}: a refused set must change nothing" in summary

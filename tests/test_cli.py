@@ -58,7 +58,8 @@ def write_solved(path: Path, **kwargs) -> Path:
     return path
 
 
-def test_check_exits_zero_only_at_full_marks_and_records_the_result(tmp_path):
+def test_check_exits_zero_when_the_module_passes_and_records_the_result(tmp_path):
+    """Exit 0 = passed for certification (pass mark, no critical failure): tests/test_critical."""
     root = course_copy(tmp_path)
     good = write_solved(tmp_path / "good.ipynb")
     proc = run([*F0, "check", "1", str(good)], root)
@@ -75,6 +76,8 @@ def test_check_exits_zero_only_at_full_marks_and_records_the_result(tmp_path):
     assert report["score"] == 0 and report["max_points"] == 16
     assert report["exercises"]["1.5"]["cases"][0]["message"]
     assert set(report["exercise_status"].values()) == {"not started"}
+    assert report["critical_failed"]  # the untouched stubs fail the critical cases too
+    assert any(c["critical"] for c in report["exercises"]["1.5"]["cases"])
     module1 = json.loads((root / ".f0" / "progress.json").read_text())["modules"]["module1"]
     latest, best = module1["latest"], module1["best"]
     assert latest["score"] == 0 and best["score"] == 16  # the best check is kept

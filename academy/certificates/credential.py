@@ -90,11 +90,18 @@ def build_credential(award: Award) -> dict[str, Any]:
     course, level = award.course, award.status.level
     if not award.status.reached:
         raise CertificateError(f"level {level.id} is {award.status.state.value}: no credential")
+    blocked = [s.module.id for s in award.status.modules if s.critical_failed]
+    if blocked:  # a reached status never has them; refuse a hand-made one all the same
+        raise CertificateError(f"a critical check failed in {', '.join(blocked)}: no credential")
     suffix = " (self-assessed)" if award.self_assessed else ""
     achievement_id = _urn(course, "achievement", level.id)
     if award.self_assessed:
         achievement_id += ":self-assessed"
-    criteria = "Score at least the pass mark of each of these modules: " + "; ".join(
+    criteria = (
+        "Score at least the pass mark of each of these modules, with no critical check failed "
+        "(a check whose failure means the component is unsafe or not what the exercise is "
+        "about): "
+    ) + "; ".join(
         f"module {s.module.number} ({s.module.title}): {s.pass_mark:g} of {s.module.points:g}"
         for s in award.status.modules
     )
@@ -154,7 +161,8 @@ def build_credential(award: Award) -> dict[str, Any]:
                 "type": ["Evidence"],
                 "name": f"Module {s.module.number}: {s.module.title}",
                 "description": (
-                    f"{s.score:g} / {s.module.points:g} points (pass mark {s.pass_mark:g})"
+                    f"{s.score:g} / {s.module.points:g} points (pass mark {s.pass_mark:g}); "
+                    "no critical check failed"
                 ),
                 "genre": genre,
                 **({"narrative": notes[s.module.id]} if s.module.id in notes else {}),

@@ -36,6 +36,7 @@ __all__ = [
     "IssueReport",
     "StudentScores",
     "WrittenCertificate",
+    "critical_from_notebook",
 ]
 
 
@@ -85,13 +86,39 @@ class StudentScores:
     learner: Learner
     scores: dict[str, float] = field(default_factory=dict)
     needs_manual_grade: list[str] = field(default_factory=list)  # module ids
+    critical: dict[str, list[str]] = field(default_factory=dict)  # module id -> failed checks
+
+
+def critical_from_notebook(path: Path) -> list[str]:
+    """The failed critical checks an autograded notebook's grade cells record.
+
+    ``ScoreHiddenSuites`` writes each grade cell's outputs with
+    ``academy.grading.render.exercise_outputs``, whose summary carries them in its metadata
+    (the gradebook itself keeps scores only).
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return []
+    found: list[str] = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            meta = output.get("metadata", {}).get("academy", {})
+            if isinstance(meta, dict):
+                found += [str(item) for item in meta.get("critical_failed", [])]
+    return found
 
 
 class GradebookScores:
-    """Each student's score per module (nbgrader assignment named after the module id)."""
+    """Each student's score per module (nbgrader assignment named after the module id), and
+    the critical checks each submission failed, read from its autograded notebook
+    (``autograded/<student>/<module>/``, beside the gradebook)."""
 
-    def __init__(self, course: Course) -> None:
+    def __init__(self, course: Course, autograded: Path | None = None) -> None:
         self.course = course
+        self.autograded = autograded if autograded is not None else course.root / "autograded"
 
     def read(
         self, gradebook: Any, students: Iterable[str] = (), modules: Iterable[str] = ()
@@ -110,6 +137,11 @@ class GradebookScores:
                 if module_id not in known or module_id not in wanted_modules:
                     continue
                 entry.scores[module_id] = float(submission.score or 0.0)
+                module = self.course.module(module_id)
+                graded = self.autograded / student.id / module_id / module.notebook
+                failed = critical_from_notebook(graded) if graded.is_file() else []
+                if failed:
+                    entry.critical[module_id] = failed
                 if submission.needs_manual_grade:
                     entry.needs_manual_grade.append(module_id)
             out.append(entry)
@@ -120,6 +152,8 @@ class GradebookScores:
 class IssueReport:
     issued: list[WrittenCertificate] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # student id -> why not
+    # student id -> "<module>: <exercise>: <message>" of each failed critical check
+    critical: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [
@@ -127,6 +161,13 @@ class IssueReport:
         ]
         lines += [f"  {c.learner}: {c.level} -> {c.jwt}" for c in self.issued]
         lines += [f"  {student}: {why}" for student, why in self.skipped.items()]
+        if self.critical:
+            lines.append(
+                "Critical checks failed (each blocks its module, and every level that needs "
+                "it, whatever the score):"
+            )
+            for student, failed in self.critical.items():
+                lines += [f"  {student}: {text}" for text in failed]
         return "\n".join(lines)
 
 
@@ -167,7 +208,13 @@ class CertificateIssuer:
         now = datetime.now(timezone.utc).replace(microsecond=0)
         until = now + timedelta(days=self.valid_days) if self.valid_days else None
         for student in students:
-            best = self.rules.highest(student.scores)
+            if any(student.critical.values()):
+                report.critical[student.learner.id] = [
+                    f"{module_id}: {text}"
+                    for module_id, failed in student.critical.items()
+                    for text in failed
+                ]
+            best = self.rules.highest(student.scores, student.critical)
             if best is None:
                 report.skipped[student.learner.id] = self._why_not(student)
                 continue
@@ -183,7 +230,7 @@ class CertificateIssuer:
         return report
 
     def _why_not(self, student: StudentScores) -> str:
-        upcoming = self.rules.next_level(student.scores)
+        upcoming = self.rules.next_level(student.scores, student.critical)
         if upcoming is None:
             return "no level is defined in course.yaml"
         return f"no level reached; {upcoming.level.id}: " + "; ".join(upcoming.missing())
@@ -201,9 +248,13 @@ class SelfAssessment:
         self.records = records
         self.rules = LevelRules(course)
         self.scores = {key: r.score for key, r in records.items()}
+        self.critical = {key: r.critical_failed for key, r in records.items()}
 
     def best(self) -> LevelStatus | None:
-        return self.rules.highest(self.scores)
+        return self.rules.highest(self.scores, self.critical)
+
+    def next_level(self) -> LevelStatus | None:
+        return self.rules.next_level(self.scores, self.critical)
 
     def changed_notebooks(self, status: LevelStatus) -> list[str]:
         """Modules whose notebook changed since it was checked (the award uses the check)."""
@@ -217,7 +268,7 @@ class SelfAssessment:
         notes = {
             s.module.id: (
                 f"Checked {record.checked_at} with f0 check; notebook {record.notebook}, "
-                f"sha256 {record.notebook_sha256}"
+                f"sha256 {record.notebook_sha256}; no critical check failed"
             )
             for s in status.modules
             for record in [self.records[s.module.id]]

@@ -40,13 +40,25 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def case(exercise: str, points: float, message: str) -> Callable[[F], F]:
-    """Mark a hidden test: which exercise it grades, its points, and what is wrong if it fails."""
+def case(exercise: str, points: float, message: str, *, critical: bool = False) -> Callable[[F], F]:
+    """Mark a hidden test: which exercise it grades, its points, and what is wrong if it fails.
+
+    ``critical=True`` marks a check whose failure means the component is unsafe or not what
+    the exercise is about (authentication, tenant isolation, audit integrity, acknowledged
+    writes, "a refused operation changes nothing", lost or reordered data, the complexity
+    bound an exercise is about). Its points count as any other's, but a module with a failed
+    critical case is not passed for certification, whatever its score
+    (``academy.levels``; the rationale per module is in docs/critical-cases.md).
+    """
     if points <= 0:
         raise ValueError("a case must be worth more than 0 points")
     if not message.strip():
         raise ValueError("a case needs a learner-facing message")
-    return pytest.mark.f0_case(exercise=exercise, points=float(points), message=message)
+    if not isinstance(critical, bool):
+        raise TypeError("critical must be True or False")
+    return pytest.mark.f0_case(
+        exercise=exercise, points=float(points), message=message, critical=critical
+    )
 
 
 def check(condition: bool, detail: str = "") -> None:

@@ -23,8 +23,17 @@ def exercise_summary(result: ExerciseResult, load_problems: list[dict[str, Any]]
     ]
     for problem in result.problems:
         lines.append(f"- ⚠️ Could not be graded completely: {problem}")
+    critical = result.critical_failures
+    if critical:
+        lines.append(
+            f"- ⛔ **{len(critical)} critical check(s) failed: this blocks the module, and "
+            "every level that needs it, whatever the score** (the points are kept):"
+        )
+        for case in critical:
+            detail = f" ({_one_line(case.detail)})" if case.detail else ""
+            lines.append(f"  - ⛔ CRITICAL: {case.message}{detail} [{case.points:g} pt]")
     for case in cases:
-        if not case.passed:
+        if not case.passed and not case.critical:
             detail = f" ({_one_line(case.detail)})" if case.detail else ""
             lines.append(f"- ✗ {case.message}{detail} [{case.points:g} pt]")
     if result.score < ex.points:
@@ -45,7 +54,15 @@ def exercise_outputs(
     return [
         {
             "output_type": "display_data",
-            "metadata": {},
+            # read back by ``academy.certificates.issue.critical_from_notebook`` for f0 issue
+            "metadata": {
+                "academy": {
+                    "exercise": result.exercise.id,
+                    "critical_failed": [
+                        f"{c.exercise}: {c.message}" for c in result.critical_failures
+                    ],
+                }
+            },
             "data": {"text/markdown": text, "text/plain": text},
         },
         {

@@ -40,10 +40,11 @@ from academy.bridge.client import Limits
 from academy.bridge.sandbox import MODES, Sandbox, SandboxUnavailable
 from academy.grading.nofollow import copy_regular_files
 from academy.grading.render import exercise_outputs
-from academy.grading.suite_runner import run_hidden_suite
+from academy.grading.suite_runner import SUITE_SECONDS, run_hidden_suite
 
 __all__ = [
     "ClearReflectionAnswers",
+    "configured_limits",
     "ExecuteReference",
     "ExecuteWithinLimits",
     "FlagUngradableWork",
@@ -301,24 +302,26 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
     course_root = Unicode(
         "", help="Folder holding course.yaml; empty means the current directory or above it."
     ).tag(config=True)
-    call_timeout = Float(10.0, help="Seconds one call into the learner's code may take.").tag(
-        config=True
-    )
-    load_timeout = Float(30.0, help="Seconds the learner's cells may take to load.").tag(
-        config=True
-    )
-    memory_mb = Integer(2048, help="Memory cap for the learner's code while graded, MiB.").tag(
-        config=True
-    )
-    cpu_seconds = Integer(120, help="CPU-time cap for the learner's code while graded.").tag(
-        config=True
-    )
+    # Defaults come from ``Limits``, the one place they are defined; ``f0 check`` and the
+    # grading service read these settings from the course's configuration too.
+    call_timeout = Float(
+        Limits.call_seconds, help="Seconds one call into the learner's code may take."
+    ).tag(config=True)
+    load_timeout = Float(
+        Limits.load_seconds, help="Seconds the learner's cells may take to load."
+    ).tag(config=True)
+    memory_mb = Integer(
+        Limits.memory_mb, help="Memory cap for the learner's code while graded, MiB."
+    ).tag(config=True)
+    cpu_seconds = Integer(
+        Limits.cpu_seconds, help="CPU-time cap for the learner's code while graded."
+    ).tag(config=True)
     sandbox = sandbox_setting("auto", "the learner's code while the hidden suite grades it")
-    suite_timeout = Float(600.0, help="Wall-clock cap for one notebook's whole hidden suite.").tag(
-        config=True
-    )
+    suite_timeout = Float(
+        SUITE_SECONDS, help="Wall-clock cap for one notebook's whole hidden suite."
+    ).tag(config=True)
     max_processes = Integer(
-        64,
+        Limits.max_processes,
         help="Processes and threads the learner's code may have together while graded, "
         "enforced with a pids cgroup when one can be made (0: no limit).",
     ).tag(config=True)
@@ -391,6 +394,22 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             " (flagged)" if academy["flagged"] else "",
         )
         return nb, resources
+
+
+def configured_limits(root: Path) -> tuple[Limits, float]:
+    """The hidden-suite limits and suite timeout the course's nbgrader configuration sets.
+
+    Every grading path (``nbgrader autograde``, ``f0 check``, the grading service) grades with
+    these, so a learner's check scores exactly as the instructor's grading does. Without an
+    ``nbgrader_config.py`` in ``root``, the defaults.
+    """
+    from traitlets.config.loader import PyFileConfigLoader
+
+    if not (root / "nbgrader_config.py").is_file():
+        return Limits(), SUITE_SECONDS
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    step = ScoreHiddenSuites(config=config)
+    return step.limits(), step.suite_timeout
 
 
 def restored_grade_cell(grade_id: str, exercise_id: str, points: float) -> NotebookNode:

@@ -24,7 +24,9 @@ from academy.bridge.sandbox import Sandbox
 from academy.grading.notebook import learner_cells
 from academy.manifest import Course, Exercise, ManifestError, Module
 
-__all__ = ["CaseResult", "ExerciseResult", "SuiteReport", "run_hidden_suite"]
+__all__ = ["SUITE_SECONDS", "CaseResult", "ExerciseResult", "SuiteReport", "run_hidden_suite"]
+
+SUITE_SECONDS = 600.0  # default wall-clock cap for one notebook's whole hidden suite
 
 
 @dataclass
@@ -36,6 +38,7 @@ class CaseResult:
     passed: bool
     detail: str = ""
     kind: str = ""
+    critical: bool = False  # a failure blocks the module for certification (academy.levels)
 
 
 @dataclass
@@ -55,6 +58,11 @@ class ExerciseResult:
     def flagged(self) -> bool:
         """Graded as 0 for a reason a person should look at (a hang, a crash, a grader fault)."""
         return bool(self.problems) or any(c.kind in ("timeout", "crashed") for c in self.cases)
+
+    @property
+    def critical_failures(self) -> list[CaseResult]:
+        """The failed critical cases: each blocks the module for certification."""
+        return [c for c in self.cases if c.critical and not c.passed]
 
 
 @dataclass
@@ -77,12 +85,23 @@ class SuiteReport:
     def flagged(self) -> bool:
         return any(r.flagged for r in self.exercises.values())
 
+    @property
+    def critical_failures(self) -> list[CaseResult]:
+        """Every failed critical case, in exercise order."""
+        return [c for r in self.exercises.values() for c in r.critical_failures]
+
+    def critical_failed(self) -> list[str]:
+        """The failed critical cases in words ("<exercise>: <message>"), as progress and
+        certificates record them."""
+        return [f"{c.exercise}: {c.message}" for c in self.critical_failures]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "module": self.module.id,
             "score": self.score,
             "max_points": self.max_points,
             "flagged": self.flagged,
+            "critical_failed": self.critical_failed(),
             "sandboxed": self.sandboxed,
             "load_problems": self.load_problems,
             "exercises": {
@@ -103,15 +122,22 @@ def run_hidden_suite(
     module: Module,
     notebook: Any,
     limits: Limits | None = None,
-    suite_timeout: float = 600.0,
+    suite_timeout: float | None = None,
     only: set[str] | None = None,
 ) -> SuiteReport:
     """Grade ``notebook`` (a parsed notebook) with ``module``'s hidden suite.
 
+    ``limits`` and ``suite_timeout`` default to what the course's nbgrader configuration sets
+    (``ScoreHiddenSuites``), so every caller grades as the instructor's ``autograde`` does.
     ``only`` limits grading to some exercises (the report then holds just those); the
     instructor's and the learner's grading always run everything.
     """
-    limits = limits or Limits()
+    if limits is None or suite_timeout is None:
+        from academy.grading.steps import configured_limits
+
+        configured, configured_timeout = configured_limits(course.root)
+        limits = limits or configured
+        suite_timeout = configured_timeout if suite_timeout is None else suite_timeout
     sandbox = Sandbox(limits.sandbox)
     sandbox.check()  # mode "require" without bubblewrap: refuse before running anything
     results = {e.id: ExerciseResult(e) for e in module.exercises if not only or e.id in only}
@@ -184,8 +210,9 @@ def run_hidden_suite(
             result.problems.append(why)
         return report
     report.load_problems = raw.get("load_problems", [])
+    known = set(CaseResult.__dataclass_fields__)
     for item in raw["cases"]:
-        case = CaseResult(**item)
+        case = CaseResult(**{k: v for k, v in item.items() if k in known})
         if case.exercise not in results:
             raise ManifestError(
                 f"{module.suite}: case {case.name} grades unknown exercise "

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from academy.errors import AcademyError
 from academy.hub import ACCOUNT_PREFIX
 
 __all__ = [
@@ -125,7 +126,7 @@ def run_as(
     return result
 
 
-class AccountCommandFailed(subprocess.CalledProcessError):
+class AccountCommandFailed(AcademyError, subprocess.CalledProcessError):
     """A command run as an account failed; the message ends with its error output."""
 
     def __str__(self) -> str:

@@ -9,7 +9,14 @@ from typing import Any
 
 from academy.manifest import Course, Exercise, Module
 
-__all__ = ["ExerciseLine", "failing_behaviours", "not_started", "solution_cells", "summarise"]
+__all__ = [
+    "CRITICAL_PREFIX",
+    "ExerciseLine",
+    "failing_behaviours",
+    "not_started",
+    "solution_cells",
+    "summarise",
+]
 
 STUB_MARKERS = ("YOUR CODE HERE", "raise NotImplementedError()")
 
@@ -56,11 +63,21 @@ def not_started(module: Module, nb: Any, released: Any | None) -> set[str]:
     return out
 
 
+CRITICAL_PREFIX = "CRITICAL (blocks the level): "
+
+
 def failing_behaviours(result: Any) -> list[str]:
-    """Why an exercise lost points, one sentence per failing check (problems first)."""
+    """Why an exercise lost points, one sentence per failing check: problems first, then
+    failed critical checks (marked, as they block the level), then the others."""
+
+    def said(case: Any) -> str:
+        return case.message + (f" ({case.detail})" if case.detail else "")
+
+    failed = [c for c in result.cases if not c.passed]
     return [
         *result.problems,
-        *(c.message + (f" ({c.detail})" if c.detail else "") for c in result.cases if not c.passed),
+        *(CRITICAL_PREFIX + said(c) for c in failed if getattr(c, "critical", False)),
+        *(said(c) for c in failed if not getattr(c, "critical", False)),
     ]
 
 
@@ -71,6 +88,7 @@ class ExerciseLine:
     status: str  # "passed", "failing", "not started"
     first_failure: str
     failures: tuple[str, ...]
+    critical: tuple[str, ...] = ()  # the failed critical checks, in words
 
     def text(self) -> str:
         mark = {"passed": "✓", "failing": "✗", "not started": "·"}[self.status]
@@ -79,6 +97,8 @@ class ExerciseLine:
         if self.status == "not started":
             return head + " (not started)"
         if self.status == "failing":
+            if self.critical:
+                return f"{head}; ⛔ critical check failed (blocks the level): {self.critical[0]}"
             return f"{head}; first failing: {self.first_failure}"
         return head
 
@@ -100,6 +120,10 @@ def summarise(report: Any, started_not: set[str]) -> list[ExerciseLine]:
                 status,
                 failures[0] if failures else "",
                 tuple(failures),
+                tuple(
+                    c.message + (f" ({c.detail})" if c.detail else "")
+                    for c in getattr(result, "critical_failures", [])
+                ),
             )
         )
     return lines

@@ -93,8 +93,14 @@ def check_exercise(module_id: str, exercise_id: str) -> None:
             "with your code, save the notebook (Ctrl-S) and run this cell again."
         )
     failures = "\n".join(f"  ✗ {text}" for text in line.failures)
+    blocking = (
+        f"A critical check failed: it blocks module {module.number}, and every level that "
+        "needs it, whatever the score.\n"
+        if line.critical
+        else ""
+    )
     raise ExerciseNotPassed(
         f"Exercise {exercise_id}: {line.score:g} / {line.exercise.points:g} with the hidden "
-        f"tests (your notebook as last saved, {where}). Failing:\n{failures}\n"
+        f"tests (your notebook as last saved, {where}). Failing:\n{failures}\n{blocking}"
         f"`f0 hint {module.id} {exercise_id}` gives a hint."
     )

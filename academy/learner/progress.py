@@ -53,6 +53,15 @@ class ModuleRecord:
     notebook: str
     notebook_sha256: str
     flagged: bool = False
+    # "<exercise>: <message>" of each failed critical case: any blocks the module's level
+    critical_failed: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "critical_failed", tuple(self.critical_failed))
+
+    def certifies(self, pass_mark: float) -> bool:
+        """This check passes its module for certification (``pass_mark``: academy.levels)."""
+        return self.score + 1e-9 >= pass_mark and not self.critical_failed
 
     @classmethod
     def from_report(cls, report: Any, notebook: Path, notebook_bytes: bytes) -> ModuleRecord:
@@ -66,6 +75,7 @@ class ModuleRecord:
             notebook=str(notebook),
             notebook_sha256=hashlib.sha256(notebook_bytes).hexdigest(),
             flagged=report.flagged,
+            critical_failed=tuple(report.critical_failed()),
         )
 
     def notebook_changed(self, root: Path) -> bool:
@@ -90,8 +100,16 @@ class ModuleProgress:
             "best_exercises": self.best_exercises,
         }
 
-    def updated(self, entry: ModuleRecord) -> ModuleProgress:
-        best = entry if entry.score >= self.best.score else self.best
+    def updated(self, entry: ModuleRecord, pass_mark: float | None = None) -> ModuleProgress:
+        """``entry`` becomes the latest check, and the best when it scores at least as much;
+        with ``pass_mark`` a check that passes for certification (no critical failure) always
+        ranks above one that does not."""
+
+        def rank(record: ModuleRecord) -> tuple[bool, float]:
+            certifies = pass_mark is not None and record.certifies(pass_mark)
+            return certifies, record.score
+
+        best = entry if rank(entry) >= rank(self.best) else self.best
         exercises = dict(self.best_exercises)
         for key, score in entry.exercises.items():
             exercises[key] = max(score, exercises.get(key, score))
@@ -116,7 +134,9 @@ class CheckUpdate:
 
     @property
     def below_best(self) -> bool:
-        return self.before is not None and self.entry.score < self.before.best.score
+        """An earlier check stays the best (it scored more, or it passes for certification
+        and this one does not)."""
+        return self.before is not None and self.after.best is not self.entry
 
 
 def file_sha256(path: Path) -> str | None:
@@ -155,6 +175,10 @@ class ProgressStore:
     def scores(self) -> dict[str, float]:
         return {key: record.score for key, record in self.records().items()}
 
+    def critical(self) -> dict[str, tuple[str, ...]]:
+        """The failed critical cases of each module's best check (for ``LevelRules``)."""
+        return {key: record.critical_failed for key, record in self.records().items()}
+
     def record(self, entry: ModuleRecord) -> CheckUpdate:
         """Store ``entry`` as its module's latest check (and best, when it scores at least as
         much as the best so far)."""
@@ -169,7 +193,8 @@ class ProgressStore:
             except ProgressError:
                 raw, before_all = {}, {}  # a damaged file is replaced by the new, valid one
             before = before_all.get(entry.module)
-            after = before.updated(entry) if before else ModuleProgress.first(entry)
+            mark = self._pass_mark(entry.module)
+            after = before.updated(entry, mark) if before else ModuleProgress.first(entry)
             before_all[entry.module] = after
             payload = {
                 "format": FORMAT,
@@ -178,6 +203,12 @@ class ProgressStore:
             text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
             atomic_write(self.path, text.encode("utf-8"))
         return CheckUpdate(entry, before, after)
+
+    def _pass_mark(self, module_id: str) -> float | None:
+        from academy.levels import pass_mark
+
+        module = next((m for m in self.course.modules if m.id == module_id), None)
+        return pass_mark(module) if module is not None else None
 
     def relative(self, notebook: Path) -> str:
         """The notebook's path relative to the course root when it lies inside it."""
