@@ -40,7 +40,15 @@ from sqlalchemy.exc import SAWarning
 from academy.build import tool_env
 from academy.grading.sanitize import NOT_GRADED
 
-__all__ = ["StudentResult", "grade_in_parallel", "is_saved", "submitted_students"]
+__all__ = [
+    "StudentResult",
+    "grade_in_parallel",
+    "grade_on_dask",
+    "gradebook_rows",
+    "is_saved",
+    "save_rows",
+    "submitted_students",
+]
 
 
 @dataclass
@@ -388,3 +396,225 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# --- grading on Dask --------------------------------------------------------------------------
+
+
+def gradebook_rows(gb: Gradebook, assignment: str, student: str) -> dict | None:
+    """One student's autograde results in a gradebook, as plain data that travels (None when
+    the gradebook has no submission of theirs)."""
+    try:
+        submission = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return None
+    return {
+        "timestamp": submission.timestamp,
+        "reason": _not_graded(gb, assignment, student),
+        "notebooks": [
+            {
+                "name": nb.name,
+                "flagged": bool(nb.flagged),
+                "grades": [(g.name, g.auto_score, g.needs_manual_grade) for g in nb.grades],
+                "comments": [(c.name, c.auto_comment) for c in nb.comments],
+            }
+            for nb in submission.notebooks
+        ],
+    }
+
+
+def save_rows(
+    main: Gradebook, assignment: str, student: str, rows: dict, graded: bool
+) -> StudentResult:
+    """Write one student's rows (``gradebook_rows``) into the real gradebook: grades, flags and
+    comments when ``graded``, else only the flags and the reason. Saving the same rows twice
+    leaves the gradebook as saving them once (every write sets a value, keyed by student)."""
+    with _quiet():
+        main.update_or_create_student(student)
+        target = main.update_or_create_submission(assignment, student, timestamp=rows["timestamp"])
+    for nb in rows["notebooks"]:
+        target_nb = main.find_submission_notebook(nb["name"], assignment, student)
+        if graded:
+            target_nb.flagged = nb["flagged"]
+            for name, auto_score, needs_manual in nb["grades"]:
+                into = main.find_grade(name, nb["name"], assignment, student)
+                into.auto_score = auto_score
+                into.needs_manual_grade = needs_manual
+        else:
+            target_nb.flagged = target_nb.flagged or nb["flagged"]
+        for name, auto_comment in nb["comments"]:
+            into = main.find_comment(name, nb["name"], assignment, student)
+            into.auto_comment = auto_comment
+    main.db.commit()
+    reason = rows["reason"]
+    status = "failed" if reason or not graded else "graded"
+    flagged = any(nb["flagged"] for nb in rows["notebooks"]) or bool(reason)
+    if not graded:
+        return StudentResult(student, status, flagged=flagged, error=reason)
+    return StudentResult(student, status, target.score, target.max_score, flagged, error=reason)
+
+
+def _write_graded(root: Path, assignment: str, student: str, files: dict[str, bytes]) -> None:
+    """Replace ``autograded/<student>/<assignment>/`` with the files a worker graded."""
+    from academy.service.bundle import materialise
+
+    dest = root / "autograded" / student / assignment
+    fresh = dest.with_name(f".{assignment}.f0-new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    materialise(files, fresh)
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    elif dest.exists() or dest.is_symlink():
+        dest.unlink()
+    fresh.rename(dest)
+
+
+DASK_RETRIES = 3  # a task whose worker died is re-run elsewhere; a task that raised, retried
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None):
+    """A ``distributed.Client``: on ``scheduler`` (an address such as tcp://host:8786), or on an
+    embedded ``LocalCluster`` of ``workers`` single-threaded processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler, timeout="30s") as client:
+            yield client
+        return
+    n = max(1, workers or os.cpu_count() or 1)
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def grade_on_dask(
+    root: Path,
+    assignment: str,
+    students: list[str] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    nbgrader_args: tuple[str, ...] = (),
+    on_result: Callable[[StudentResult], None] | None = None,
+    retries: int = DASK_RETRIES,
+    batch_size: int | None = None,
+) -> list[StudentResult]:
+    """Autograde students as Dask tasks; this process is the only gradebook writer.
+
+    Each task grades a batch of students with one nbgrader start-up (``batch_size``, default:
+    as the local pool batches, ``_batches`` over the cluster's threads; 1 gives one task per
+    student).
+
+    Workers share no filesystem with the course: each task carries the course bundle
+    (``academy.service.bundle``: configuration, course.yaml, the hidden suite, the module's
+    source folder and a copy of the gradebook, one Dask task of its own that every grading task
+    depends on, so Dask moves it between workers and recomputes it if lost) and the student's
+    submitted folder (regular files only), and returns the student's gradebook rows and graded
+    folder. A worker that dies mid-task costs nothing: Dask runs its tasks elsewhere (``retries``
+    more times for a task that raised), and a result is saved once per student, keyed by
+    student (a second result for a saved student is ignored; saving is idempotent anyway).
+    """
+    from distributed import as_completed
+
+    from academy import manifest
+    from academy.service.bundle import course_bundle, digest, folder_files
+    from academy.service.tasks import autograde_students, bundle_value
+
+    root = root.resolve()
+    main_db = root / "gradebook.db"
+    if not main_db.is_file():
+        raise FileNotFoundError(
+            f"{main_db} does not exist: run `nbgrader generate_assignment {assignment}` first"
+        )
+    course = manifest.load(root)
+    module = course.module(assignment)
+    students = students if students is not None else submitted_students(root, assignment)
+    report = on_result or (lambda result: None)
+    results: list[StudentResult] = []
+    with Gradebook(_db_url(main_db)) as main:
+        todo = []
+        for student in students:
+            if not force and is_saved(main, assignment, student):
+                results.append(StudentResult(student, "skipped"))
+                report(results[-1])
+            else:
+                todo.append(student)
+        if not todo:
+            return results
+        bundle = course_bundle(course, module, gradebook=True)
+        with dask_client(scheduler, workers) as client:
+            shared = client.submit(  # recomputed, not lost, when its workers die
+                bundle_value, bundle, key=f"f0-bundle-{digest(bundle)}", pure=False
+            )
+            slots = max(1, sum(client.nthreads().values()))
+            batches = (
+                [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+                if batch_size
+                else _batches(todo, slots)
+            )
+            futures = {}
+            for batch in batches:
+                submissions = {
+                    s: folder_files(root / "submitted" / s / assignment, "") for s in batch
+                }
+                future = client.submit(
+                    autograde_students,
+                    shared,
+                    assignment,
+                    submissions,
+                    tuple(nbgrader_args),
+                    key=f"f0-autograde-{assignment}-{batch[0]}-{os.urandom(4).hex()}",
+                    retries=retries,
+                    pure=False,
+                )
+                futures[future] = batch
+            done: set[str] = set()
+            try:
+                for future in as_completed(futures):
+                    try:
+                        outs = future.result()
+                    except Exception as exc:  # noqa: BLE001 - this batch only
+                        error = f"{type(exc).__name__}: {exc}"
+                        outs = [
+                            {"student": s, "status": "error", "error": error}
+                            for s in futures[future]
+                        ]
+                    for out in outs:
+                        if out["student"] in done:  # saved once per student
+                            continue
+                        if out["status"] == "error":
+                            result = StudentResult(out["student"], "failed", error=out["error"])
+                        else:
+                            result = _save_task_result(root, main, assignment, out)
+                        done.add(out["student"])
+                        results.append(result)
+                        report(result)
+            except BaseException:
+                client.cancel(list(futures))
+                raise
+    return results
+
+
+def _save_task_result(root: Path, main: Gradebook, assignment: str, out: dict) -> StudentResult:
+    student, rows = out["student"], out["rows"]
+    graded = out["status"] == "graded" and rows is not None
+    if graded:
+        _write_graded(root, assignment, student, out["files"])
+        result = save_rows(main, assignment, student, rows, graded=True)
+    elif rows is not None and rows["reason"]:
+        result = save_rows(main, assignment, student, rows, graded=False)
+    else:
+        result = StudentResult(student, "failed", error=out["error"])
+    if result.status == "failed" and not result.error:
+        result.error = out["error"]
+    result.seconds = out["seconds"]
+    return result

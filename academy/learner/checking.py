@@ -70,12 +70,12 @@ def check_identity(course: Course, module: Module, nb: Any, path: Path) -> None:
 
 
 def check_notebook(course: Course, module: Module, path: Path, record: bool = True) -> CheckResult:
-    from academy.grading.suite_runner import run_hidden_suite
     from academy.learner.progress import ProgressStore, record_check
+    from academy.service.client import grade
 
     data, nb = read_notebook(path)
     check_identity(course, module, nb, path)
-    report = run_hidden_suite(course, module, nb)
+    report = grade(course, module, nb)  # on the course's grading service when one is set
     released_path = course.release_notebook(module)
     released = read_notebook(released_path)[1] if released_path.is_file() else None
     lines = summarise(report, not_started(module, nb, released))
