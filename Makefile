@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: lab start instructor test env generate check-generated lint format bench clean hub hub-proxy
+.PHONY: lab start instructor test test-trust env generate check-generated lint format bench clean hub hub-proxy
 
 env: $(STAMP)
 
@@ -55,6 +55,10 @@ test: $(STAMP) $(PROXY)
 	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval solutions \
 	    --nbval-sanitize-with nbval_sanitize.cfg
+
+# Every mutant of every catalogue graded with the neutering cell too (make test grades a third).
+test-trust: $(STAMP)
+	F0_FULL_CATALOGUE=1 $(BIN)/python -m pytest tests/test_grading.py -q -n 2 -k neutering
 
 generate: $(STAMP)
 	$(BIN)/f0 generate

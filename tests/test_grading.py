@@ -6,6 +6,9 @@ Derived from course.yaml, so a new module is covered as soon as it is in the man
 
 from __future__ import annotations
 
+import hashlib
+import os
+
 import nbformat
 import pytest
 from course_tools import (
@@ -67,6 +70,18 @@ CATALOGUE = [
 ]
 
 
+def neutered_in_this_run(module, mutant) -> bool:
+    """Is this mutant also graded with ``NEUTER_CELL`` in this run?
+
+    ``make test-trust`` (``F0_FULL_CATALOGUE=1``) grades every mutant with it (about 300 more
+    gradings). ``make test`` grades all of module 1's, where the attack was found, and a fixed
+    third of the others, chosen by a hash of the mutant's id, to stay within CI's time.
+    """
+    if os.environ.get("F0_FULL_CATALOGUE") == "1" or module.id == "module1":
+        return True
+    return int(hashlib.sha256(f"{module.id}:{mutant['id']}".encode()).hexdigest(), 16) % 3 == 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("module", "mutant"), CATALOGUE, ids=[f"{m.id}:{mutant['id']}" for m, mutant in CATALOGUE]
@@ -86,6 +101,8 @@ def test_mutant_loses_points_even_with_the_neutering_cell(module, mutant):
     failures = [c for r in report.exercises.values() for c in r.cases if not c.passed]
     assert all(c.message for c in failures)
 
+    if not neutered_in_this_run(module, mutant):
+        return
     neutered = grade(module, with_cell(nb, NEUTER_CELL), only=only)
     gained = {
         key: (report.exercises[key].score, neutered.exercises[key].score)
