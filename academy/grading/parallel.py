@@ -142,6 +142,25 @@ def _copy_flags(private: Path, main: Gradebook, assignment: str, student: str) -
         return reason
 
 
+def _students_to_grade(
+    main: Gradebook,
+    assignment: str,
+    students: list[str],
+    force: bool,
+    results: list[StudentResult],
+    report: Callable[[StudentResult], None],
+) -> list[str]:
+    """The students to grade; those whose grades are saved already are reported as skipped."""
+    todo = []
+    for student in students:
+        if not force and is_saved(main, assignment, student):
+            results.append(StudentResult(student, "skipped"))
+            report(results[-1])
+        else:
+            todo.append(student)
+    return todo
+
+
 def _copy_grades(private: Path, main: Gradebook, assignment: str, student: str) -> StudentResult:
     """Copy one student's autograde results from a private gradebook into the real one."""
     with Gradebook(_db_url(private)) as gb:
@@ -194,13 +213,7 @@ def grade_in_parallel(
     results: list[StudentResult] = []
     report = on_result or (lambda result: None)
     with Gradebook(_db_url(main_db)) as main:
-        todo = []
-        for student in students:
-            if not force and is_saved(main, assignment, student):
-                results.append(StudentResult(student, "skipped"))
-                report(results[-1])
-            else:
-                todo.append(student)
+        todo = _students_to_grade(main, assignment, students, force, results, report)
         batches = _batches(todo, workers)
         # With --force, old grades are in the copies too: those students are reported only when
         # their batch ends; everybody else as soon as their new grades are in a private copy.
@@ -541,13 +554,7 @@ def grade_on_dask(
     report = on_result or (lambda result: None)
     results: list[StudentResult] = []
     with Gradebook(_db_url(main_db)) as main:
-        todo = []
-        for student in students:
-            if not force and is_saved(main, assignment, student):
-                results.append(StudentResult(student, "skipped"))
-                report(results[-1])
-            else:
-                todo.append(student)
+        todo = _students_to_grade(main, assignment, students, force, results, report)
         if not todo:
             return results
         bundle = course_bundle(course, module, gradebook=True)
