@@ -56,7 +56,7 @@ test: $(STAMP) $(PROXY)
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval solutions \
 	    --nbval-sanitize-with nbval_sanitize.cfg
 
-# Every mutant of every catalogue graded with the neutering cell too (make test: module 1 and a sixth).
+# Every mutant of every catalogue graded with the neutering cell too (make test: module 1 and a twelfth).
 test-trust: $(STAMP)
 	F0_FULL_CATALOGUE=1 $(BIN)/python -m pytest tests/test_grading.py -q -n 2 -k neutering
 
