@@ -12,8 +12,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 from course_tools import course, run, submission
+from test_cli import course_copy
 
 COURSE = course()
 MODULE = COURSE.module("module1")
@@ -28,17 +28,9 @@ BRONZE_IS_MODULE_1 = [
 
 def learner_course(tmp_path: Path, levels: list[dict] | None = None) -> Path:
     """course.yaml, nbgrader's configuration, module 1's hidden suite and released folder."""
-    root = tmp_path / "course"
-    (root / "autograder").mkdir(parents=True)
+    root = course_copy(tmp_path, levels)
     for name in ("jupyter_config.py", "nbgrader_config.py"):
         shutil.copy(COURSE.root / name, root / name)
-    shutil.copy(COURSE.suite_path(MODULE), root / MODULE.suite)
-    shutil.copytree(COURSE.release_notebook(MODULE).parent, root / "exercises" / MODULE.id)
-    raw = yaml.safe_load((COURSE.root / "course.yaml").read_text())
-    if levels is not None:
-        raw["modules"] = [m for m in raw["modules"] if m["id"] == MODULE.id]
-        raw["levels"] = levels
-    (root / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return root
 
 
