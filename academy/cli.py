@@ -111,7 +111,7 @@ class CheckRun:
             for case in critical:
                 detail = f" ({case.detail})" if case.detail else ""
                 console.print(
-                    f"[red]  ⛔ {escape(case.exercise)}: {escape(case.message)}{escape(detail)}[/]"
+                    f"[red]  ⛔ {escape(case.exercise)}: {escape(case.cited)}{escape(detail)}[/]"
                 )
         open_points = round(report.max_points - report.score, 6)
         if self.passed(report):
@@ -167,7 +167,7 @@ class CheckRun:
             ex = result.exercise
             fixes = result.problems + [
                 ("⛔ CRITICAL " if c.critical else "✗ ")
-                + c.message
+                + c.cited
                 + (f" ({c.detail})" if c.detail else "")
                 for c in sorted(result.cases, key=lambda c: not c.critical)
                 if not c.passed
@@ -595,6 +595,40 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    """The rule coverage table of each module: every labelled rule, its cases and points."""
+    from academy.course.rules import coverage, notebook_rules, suite_cases
+
+    course = manifest.load()
+    modules = [course.module(m) for m in args.modules] if args.modules else course.modules
+    broken = 0
+    for module in modules:
+        table = coverage(
+            notebook_rules(course.source_notebook(module)), suite_cases(course.suite_path(module))
+        )
+        view = Table(
+            title=f"{module.id}: {len(table.rules)} rules, {len(table.cases)} cases, "
+            f"{sum(c.points for c in table.cases):g} points"
+        )
+        view.add_column("rule")
+        view.add_column("cases", justify="right")
+        view.add_column("points", justify="right")
+        view.add_column("sentence")
+        for rule in table.rules.values():
+            count = len(table.by_rule[rule.id])
+            view.add_row(
+                rule.id if count else f"[red]{rule.id}[/]",
+                str(count),
+                f"{table.points(rule.id):g}",
+                escape(rule.text if len(rule.text) < 90 else rule.text[:87] + "..."),
+            )
+        console.print(view)
+        for line in table.problems():
+            console.print(f"[red]✗ {module.id}: {escape(line)}[/]")
+            broken += 1
+    return 1 if broken else 0
+
+
 def cmd_autograde(args: argparse.Namespace) -> int:
     from rich.progress import (
         BarColumn,
@@ -778,6 +812,9 @@ def parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="rebuild exercises/ and solutions/ (authors)")
     gen.add_argument("modules", nargs="*", help="module ids (default: all)")
     gen.set_defaults(func=cmd_generate)
+    rules = sub.add_parser("rules", help="which hidden cases check each notebook rule (authors)")
+    rules.add_argument("modules", nargs="*", help="module ids (default: all)")
+    rules.set_defaults(func=cmd_rules)
     grade = sub.add_parser(
         "autograde",
         help="autograde every submission in parallel (instructors)",

@@ -40,8 +40,20 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def case(exercise: str, points: float, message: str, *, critical: bool = False) -> Callable[[F], F]:
+def case(
+    exercise: str,
+    points: float,
+    message: str,
+    *,
+    rules: tuple[str, ...] | list[str] = (),
+    critical: bool = False,
+) -> Callable[[F], F]:
     """Mark a hidden test: which exercise it grades, its points, and what is wrong if it fails.
+
+    ``rules`` names the notebook sentences the case checks, by the ids their markers carry
+    (``("3.1-c",)`` for the sentence labelled ``[3.1-c]``); a failing case is shown with them,
+    so the learner can find the sentence (``academy.course.rules`` checks every rule has a
+    case and every case names a rule of its own exercise).
 
     ``critical=True`` marks a check whose failure means the component is unsafe or not what
     the exercise is about (authentication, tenant isolation, audit integrity, acknowledged
@@ -56,8 +68,14 @@ def case(exercise: str, points: float, message: str, *, critical: bool = False) 
         raise ValueError("a case needs a learner-facing message")
     if not isinstance(critical, bool):
         raise TypeError("critical must be True or False")
+    if isinstance(rules, str) or not all(isinstance(r, str) for r in rules):
+        raise TypeError("rules must be a tuple of rule ids such as ('3.1-c',)")
     return pytest.mark.f0_case(
-        exercise=exercise, points=float(points), message=message, critical=critical
+        exercise=exercise,
+        points=float(points),
+        message=message,
+        rules=tuple(rules),
+        critical=critical,
     )
 
 

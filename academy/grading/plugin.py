@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "f0_case(exercise, points, message, critical): a graded case"
+        "markers", "f0_case(exercise, points, message, rules, critical): a graded case"
     )
     config._f0_results = []  # type: ignore[attr-defined]
 
@@ -112,6 +112,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 "exercise": marker.kwargs["exercise"],
                 "points": marker.kwargs["points"],
                 "message": marker.kwargs["message"],
+                "rules": list(marker.kwargs.get("rules", ())),
                 "critical": bool(marker.kwargs.get("critical", False)),
                 "passed": report.passed,
                 **_explain(call.excinfo.value if call.excinfo else None),

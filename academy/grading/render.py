@@ -31,11 +31,11 @@ def exercise_summary(result: ExerciseResult, load_problems: list[dict[str, Any]]
         )
         for case in critical:
             detail = f" ({_one_line(case.detail)})" if case.detail else ""
-            lines.append(f"  - ⛔ CRITICAL: {case.message}{detail} [{case.points:g} pt]")
+            lines.append(f"  - ⛔ CRITICAL: {case.cited}{detail} [{case.points:g} pt]")
     for case in cases:
         if not case.passed and not case.critical:
             detail = f" ({_one_line(case.detail)})" if case.detail else ""
-            lines.append(f"- ✗ {case.message}{detail} [{case.points:g} pt]")
+            lines.append(f"- ✗ {case.cited}{detail} [{case.points:g} pt]")
     if result.score < ex.points:
         for problem in load_problems:
             error = problem["error"]
@@ -59,7 +59,7 @@ def exercise_outputs(
                 "academy": {
                     "exercise": result.exercise.id,
                     "critical_failed": [
-                        f"{c.exercise}: {c.message}" for c in result.critical_failures
+                        f"{c.exercise}: {c.cited}" for c in result.critical_failures
                     ],
                 }
             },

@@ -39,6 +39,12 @@ class CaseResult:
     detail: str = ""
     kind: str = ""
     critical: bool = False  # a failure blocks the module for certification (academy.levels)
+    rules: list[str] = field(default_factory=list)  # the notebook sentences it checks
+
+    @property
+    def cited(self) -> str:
+        """The message led by the ids of the rules it checks: ``[3.1-c] save_snapshot() ...``."""
+        return (f"[{', '.join(self.rules)}] " if self.rules else "") + self.message
 
 
 @dataclass
@@ -93,7 +99,7 @@ class SuiteReport:
     def critical_failed(self) -> list[str]:
         """The failed critical cases in words ("<exercise>: <message>"), as progress and
         certificates record them."""
-        return [f"{c.exercise}: {c.message}" for c in self.critical_failures]
+        return [f"{c.exercise}: {c.cited}" for c in self.critical_failures]
 
     def to_json(self) -> dict[str, Any]:
         return {

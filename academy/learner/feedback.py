@@ -71,7 +71,7 @@ def failing_behaviours(result: Any) -> list[str]:
     failed critical checks (marked, as they block the level), then the others."""
 
     def said(case: Any) -> str:
-        return case.message + (f" ({case.detail})" if case.detail else "")
+        return case.cited + (f" ({case.detail})" if case.detail else "")
 
     failed = [c for c in result.cases if not c.passed]
     return [
@@ -121,7 +121,7 @@ def summarise(report: Any, started_not: set[str]) -> list[ExerciseLine]:
                 failures[0] if failures else "",
                 tuple(failures),
                 tuple(
-                    c.message + (f" ({c.detail})" if c.detail else "")
+                    c.cited + (f" ({c.detail})" if c.detail else "")
                     for c in getattr(result, "critical_failures", [])
                 ),
             )

@@ -1,0 +1,77 @@
+"""Rule traceability: every labelled sentence of a notebook has a case, every case names one.
+
+The course-wide checks read each module's source notebook and hidden suite
+(``academy.course.rules``); the small ones pin down how markers are read.
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from course_tools import course
+
+from academy.course.rules import CaseInfo, coverage, notebook_rules, suite_cases
+from academy.errors import ManifestError
+
+COURSE = course()
+
+
+def notebook(tmp_path, *markdown: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(text) for text in markdown]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_markers_are_read_with_the_sentence_they_end(tmp_path):
+    path = notebook(
+        tmp_path,
+        "Intro. `save()` writes **one** file. [2.1-a] It returns its id. [2.1-b]\n\n"
+        "* raises `KeyError` for a missing key [2.1-c]",
+        "A link [like this](x) is not a rule; nor is [2.1].",
+    )
+    rules = notebook_rules(path)
+    assert list(rules) == ["2.1-a", "2.1-b", "2.1-c"]
+    assert rules["2.1-a"].text == "save() writes one file."
+    assert rules["2.1-b"].text == "It returns its id."
+    assert rules["2.1-c"].text == "raises KeyError for a missing key"
+    assert rules["2.1-c"].exercise == "2.1"
+
+
+def test_a_rule_labelled_twice_is_refused(tmp_path):
+    path = notebook(tmp_path, "One. [1.1-a]", "Two. [1.1-a]")
+    with pytest.raises(ManifestError, match=r"\[1\.1-a\] is labelled twice"):
+        notebook_rules(path)
+
+
+def test_coverage_names_every_break(tmp_path):
+    rules = notebook_rules(notebook(tmp_path, "A. [1.1-a] B. [1.1-b] C. [1.2-a]"))
+    cases = [
+        CaseInfo("test_a", "1.1", 1, "m", ("1.1-a",)),
+        CaseInfo("test_none", "1.1", 1, "m", ()),
+        CaseInfo("test_ghost", "1.1", 1, "m", ("1.1-z",)),
+        CaseInfo("test_other", "1.1", 1, "m", ("1.2-a",)),
+    ]
+    assert coverage(rules, cases).problems() == [
+        "rule 1.1-b has no case",
+        "case test_none names no rule",
+        "case test_ghost: 1.1-z is not a rule of the notebook",
+        "case test_other: 1.2-a belongs to another exercise",
+    ]
+
+
+@pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
+def test_every_rule_has_a_case_and_every_case_a_rule(module):
+    rules = notebook_rules(COURSE.source_notebook(module))
+    table = coverage(rules, suite_cases(COURSE.suite_path(module)))
+    assert table.problems() == []
+    exercises = {e.id for e in module.exercises}
+    assert {r.exercise for r in rules.values()} == exercises, "an exercise states no rule"
+
+
+@pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
+def test_released_notebook_shows_every_rule(module):
+    source = notebook_rules(COURSE.source_notebook(module))
+    released = notebook_rules(COURSE.release_notebook(module))
+    assert list(released) == list(source)
