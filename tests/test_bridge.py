@@ -278,3 +278,32 @@ def test_a_fork_bomb_meets_the_process_cap_and_dies_with_its_worker():
     assert not folder.exists()  # closing the worker killed every child and removed the group
     with Learner(cells(FORK_BOMB), Limits(max_processes=64)) as bridge:
         assert bridge.threads(16) == 16  # an ordinary threaded exercise stays well inside
+
+
+IDENTITY = """
+class Store:
+    def __init__(self):
+        self.items = [1, 2]
+    def shared(self):
+        return self.items
+    def copied(self):
+        return list(self.items)
+def same_list(store):
+    return store.items
+"""
+
+
+def test_identity_and_copies_are_observable_with_live_results():
+    with Learner(cells(IDENTITY), Limits(call_seconds=2, load_seconds=5)) as learner:
+        store = learner.Store()
+        shared, again, copy = store.shared.live(), store.shared.live(), store.copied.live()
+        assert isinstance(shared, Remote) and shared.remote_type == "list"
+        assert learner.same(shared, again) and not learner.same(shared, copy)
+        assert learner.same(learner.same_list.live(store), store.items.live_value())
+        assert store.shared() == [1, 2]  # the plain call still answers with plain data
+        copy.append(3)  # the list's own method, run in the worker
+        assert store.shared() == [1, 2]
+        shared.append(3)
+        assert store.shared() == [1, 2, 3]
+        with pytest.raises(TypeError):
+            learner.same(shared, [1, 2, 3])

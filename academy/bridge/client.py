@@ -138,6 +138,13 @@ class Remote:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._learner._invoke({"op": "call", "target": self._id}, args, kwargs)
 
+    def live(self, *args: Any, **kwargs: Any) -> Remote:
+        """Call this learner function and keep its result in the worker, even plain data
+        (``remote.method.live(...)`` does the same for a method)."""
+        return self._learner._invoke(
+            {"op": "call", "target": self._id, "handle": True}, args, kwargs
+        )
+
     def __repr__(self) -> str:
         return f"<learner {self._type}: {self._repr}>"
 
@@ -163,6 +170,19 @@ class _BoundName:
     def value(self) -> Any:
         return self.owner._learner._request(
             {"op": "getattr", "target": self.owner._id, "name": self.name}
+        )
+
+    def live(self, *args: Any, **kwargs: Any) -> Remote:
+        """Call the method and keep what it returns in the worker, even plain data: the
+        object itself, to change it there or compare it by identity (``Learner.same``)."""
+        learner = self.owner._learner
+        request = {"op": "callmethod", "target": self.owner._id, "name": self.name}
+        return learner._invoke(dict(request, handle=True), args, kwargs)
+
+    def live_value(self) -> Remote:
+        """The attribute itself, kept in the worker (see ``live``)."""
+        return self.owner._learner._request(
+            {"op": "getattr", "target": self.owner._id, "name": self.name, "handle": True}
         )
 
     def __getattr__(self, name: str) -> Any:
@@ -204,6 +224,14 @@ class Learner:
     def builtin(self, name: str, *args: Any) -> Any:
         """Apply ``len``, ``list``, ``repr``, ``str``, ``type`` or ``mro`` in the worker."""
         return self._invoke({"op": "builtin", "name": name}, args, {})
+
+    def same(self, first: Remote, second: Remote) -> bool:
+        """``first is second`` in the worker: whether two kept learner results are one object
+        (``Remote`` handles are new for every answer, so ``==`` on them says nothing)."""
+        for value in (first, second):
+            if not isinstance(value, Remote) or value._learner is not self:
+                raise TypeError("same() compares objects kept in this learner's worker")
+        return self._request({"op": "same", "ids": [first._id, second._id]}) is True
 
     def make(self, value: expr) -> Remote:
         """Build a non-JSON value (``expr("{1, 2}")``) in the worker."""
