@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: lab start instructor test test-trust env generate check-generated lint format bench clean hub hub-proxy
+.PHONY: lab start instructor test test-trust env generate check-generated lint format bench clean hub hub-proxy mutation rules
 
 env: $(STAMP)
 
@@ -59,6 +59,18 @@ test: $(STAMP) $(PROXY)
 # Every mutant of every catalogue graded with the neutering cell too (make test: module 1 and a twelfth).
 test-trust: $(STAMP)
 	F0_FULL_CATALOGUE=1 $(BIN)/python -m pytest tests/test_grading.py -q -n 2 -k neutering
+
+# Every Cosmic Ray mutant of a module's reference solutions, graded by its hidden suite; writes
+# autograder/mutation/$(MODULE).md (survivors, equivalents from autograder/mutation/$(MODULE).yaml).
+#   make mutation MODULE=module3 [JOBS=2]
+MODULE ?= module1
+JOBS   ?= 2
+mutation: $(STAMP)
+	$(BIN)/python -m academy.course.mutation $(MODULE) --jobs $(JOBS)
+
+# Which hidden cases check each labelled rule of the notebooks (authors).
+rules: $(STAMP)
+	$(BIN)/f0 rules
 
 generate: $(STAMP)
 	$(BIN)/f0 generate

@@ -130,13 +130,16 @@ def run_hidden_suite(
     limits: Limits | None = None,
     suite_timeout: float | None = None,
     only: set[str] | None = None,
+    first_failure: bool = False,
 ) -> SuiteReport:
     """Grade ``notebook`` (a parsed notebook) with ``module``'s hidden suite.
 
     ``limits`` and ``suite_timeout`` default to what the course's nbgrader configuration sets
     (``ScoreHiddenSuites``), so every caller grades as the instructor's ``autograde`` does.
     ``only`` limits grading to some exercises (the report then holds just those); the
-    instructor's and the learner's grading always run everything.
+    instructor's and the learner's grading always run everything. ``first_failure`` stops at
+    the first failed case (mutation testing asks only "does anything fail?"); the report is
+    then partial, and its exercises lose points.
     """
     if limits is None or suite_timeout is None:
         from academy.grading.steps import configured_limits
@@ -181,6 +184,7 @@ def run_hidden_suite(
             json.dumps(asdict(limits)),
             "--f0-only",
             ",".join(sorted(only or ())),
+            *(["-x"] if first_failure else []),
         ]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
