@@ -46,7 +46,7 @@ def untouched(ctx):
 
 
 # --------------------------------------------------------------------------- exercise 1.1
-@case("1.1", 0.5, "create_app_context() must return a framework0 Context")
+@case("1.1", 0.5, "create_app_context() must return a framework0 Context", rules=("1.1-a",))
 def test_1_1_returns_context(learner):
     ctx = learner.create_app_context()
     check(is_a(learner, ctx, "Context"), f"it returned {ctx!r}")
@@ -57,6 +57,7 @@ def test_1_1_returns_context(learner):
     0.5,
     "create_app_context() must hold exactly app.name='MyApp', "
     "app.version='1.0.0' and app.environment='development'",
+    rules=("1.1-a",),
 )
 def test_1_1_values(learner):
     data = learner.create_app_context().to_dict()
@@ -69,6 +70,7 @@ def test_1_1_values(learner):
     0.5,
     "create_app_context() must set the three keys once each, in the order "
     "given, with who='exercise_1_1'",
+    rules=("1.1-b",),
 )
 def test_1_1_history(learner):
     history = learner.create_app_context().get_history()
@@ -81,7 +83,12 @@ def test_1_1_history(learner):
     check(seen == expected, f"the history recorded (key, who) = {seen!r}")
 
 
-@case("1.1", 0.5, "every call to create_app_context() must return a new, independent Context")
+@case(
+    "1.1",
+    0.5,
+    "every call to create_app_context() must return a new, independent Context",
+    rules=("1.1-c",),
+)
 def test_1_1_fresh(learner):
     first = learner.create_app_context()
     first.set("app.name", "Changed", who="grader")
@@ -91,6 +98,14 @@ def test_1_1_fresh(learner):
         second.to_dict()
         == {"app.name": "MyApp", "app.version": "1.0.0", "app.environment": "development"},
         "changing one returned context changed the next one",
+    )
+    check(
+        not learner.same(first, second),
+        "two calls returned the same Context object (reset or not), not a new one each",
+    )
+    check(
+        first.get("app.name") == "Changed" and len(first.get_history()) == 5,
+        "the next call changed the context an earlier call had returned",
     )
 
 
@@ -103,14 +118,29 @@ FULL = {"app.name": "MyApp", "app.version": "1.0.0", "app.environment": "develop
     0.5,
     "describe_app() must return the three lines 'name: ...', 'version: ...', "
     "'environment: ...' joined with newlines",
+    rules=("1.2-a", "1.2-b"),
 )
 def test_1_2_full(learner):
     ctx = make_context(learner, {"app.environment": "prod", "app.version": "2.1", "app.name": "X"})
     text = learner.describe_app(ctx)
     check(text == "name: X\nversion: 2.1\nenvironment: prod", f"it returned {text!r}")
+    ctx = make_context(
+        learner,
+        {"app.environment": ["prod", "eu-1"], "app.name": "Zoë ✓", "app.version": 2.5},
+    )
+    text = learner.describe_app(ctx)
+    check(
+        text == "name: Zoë ✓\nversion: 2.5\nenvironment: ['prod', 'eu-1']",
+        f"values that are not plain ASCII strings must be written with str(); it returned {text!r}",
+    )
 
 
-@case("1.2", 0.5, "describe_app() must write <missing> for each missing key, without raising")
+@case(
+    "1.2",
+    0.5,
+    "describe_app() must write <missing> for each missing key, without raising",
+    rules=("1.2-c",),
+)
 def test_1_2_missing(learner):
     only_version = make_context(learner, {"app.version": "3"})
     text = learner.describe_app(only_version)
@@ -130,6 +160,7 @@ def test_1_2_missing(learner):
     0.5,
     "describe_app() must show a key that was set to None, '' or 0 with str() "
     "of its value, not as <missing>",
+    rules=("1.2-d",),
 )
 def test_1_2_falsy_values(learner):
     ctx = make_context(learner, {"app.name": None, "app.version": "", "app.environment": 0})
@@ -137,7 +168,12 @@ def test_1_2_falsy_values(learner):
     check(text == "name: None\nversion: \nenvironment: 0", f"it returned {text!r}")
 
 
-@case("1.2", 0.5, "describe_app() must only read the context (no set, no new history)")
+@case(
+    "1.2",
+    0.5,
+    "describe_app() must only read the context (no set, no new history)",
+    rules=("1.2-e",),
+)
 def test_1_2_read_only(learner):
     ctx = make_context(learner, FULL)
     ctx.pop_dirty_keys()
@@ -155,6 +191,7 @@ def test_1_2_read_only(learner):
     "1.3",
     0.75,
     "group_by_namespace() must map each top-level namespace to the sorted list of its full keys",
+    rules=("1.3-b",),
 )
 def test_1_3_group_seed(learner):
     groups = learner.group_by_namespace(make_context(learner, SEED_KEYS))
@@ -165,7 +202,7 @@ def test_1_3_group_seed(learner):
     check(groups == expected, f"for the namespace demo's context it returned {groups!r}")
 
 
-@case("1.3", 0.25, "group_by_namespace() of an empty context must be {}")
+@case("1.3", 0.25, "group_by_namespace() of an empty context must be {}", rules=("1.3-d",))
 def test_1_3_group_empty(learner):
     groups = learner.group_by_namespace(learner.Context())
     check(groups == {}, f"it returned {groups!r}")
@@ -175,6 +212,7 @@ def test_1_3_group_empty(learner):
     "1.3",
     0.5,
     "group_by_namespace() must treat a key without a dot as its own namespace, and sort each group",
+    rules=("1.3-b", "1.3-c"),
 )
 def test_1_3_group_plain_keys(learner):
     ctx = make_context(learner, {"zeta": 1, "b.y": 2, "b.a": 3, "b": 4, "a.z.q": 5})
@@ -187,6 +225,7 @@ def test_1_3_group_plain_keys(learner):
     "1.3",
     0.5,
     "namespace_tree() must nest the dotted keys into dicts with the values at the leaves",
+    rules=("1.3-e", "1.3-f"),
 )
 def test_1_3_tree_seed(learner):
     tree = learner.namespace_tree(make_context(learner, SEED_KEYS))
@@ -205,6 +244,7 @@ def test_1_3_tree_seed(learner):
     0.25,
     "namespace_tree() must keep stored values unchanged at the leaves "
     "(lists and dicts included) and give {} for an empty context",
+    rules=("1.3-e", "1.3-g"),
 )
 def test_1_3_tree_values(learner):
     ctx = make_context(
@@ -219,7 +259,9 @@ def test_1_3_tree_values(learner):
 @case(
     "1.3",
     0.5,
-    "namespace_tree() must raise ValueError naming both keys when one key is a prefix of another",
+    "namespace_tree() must raise ValueError naming both keys when one key is a prefix of another "
+    "in whole dotted segments, and only then",
+    rules=("1.3-h",),
 )
 def test_1_3_tree_conflict(learner):
     for items in ({"a.b": 1, "a.b.c": 2}, {"a.b.c": 2, "a.b": 1}, {"x": 1, "x.y.z": 2}):
@@ -232,6 +274,13 @@ def test_1_3_tree_conflict(learner):
                 names_key(exc.message, key),
                 f"with keys {list(items)} the message {exc.message!r} does not name {key!r}",
             )
+    ctx = make_context(learner, {"a.b": 1, "a.bc": 2, "xy.z": 3, "x": 4})
+    tree = learner.namespace_tree(ctx)
+    check(
+        tree == {"a": {"b": 1, "bc": 2}, "xy": {"z": 3}, "x": 4},
+        "a key is a prefix of another only in whole dotted segments (a.b and a.bc, or x and "
+        f"xy.z, are no conflict); it returned {tree!r}",
+    )
 
 
 def names_key(message, key):
@@ -244,7 +293,12 @@ def names_key(message, key):
     return re.search(alone, message) is not None
 
 
-@case("1.3", 0.25, "group_by_namespace() and namespace_tree() must only read the context")
+@case(
+    "1.3",
+    0.25,
+    "group_by_namespace() and namespace_tree() must only read the context",
+    rules=("1.3-a",),
+)
 def test_1_3_read_only(learner):
     ctx = make_context(learner, SEED_KEYS)
     before = untouched(ctx)
@@ -258,7 +312,12 @@ def test_1_3_read_only(learner):
 
 
 # --------------------------------------------------------------------------- exercise 1.4
-@case("1.4", 0.5, "get_setting() must return the context's value when the key is set")
+@case(
+    "1.4",
+    0.5,
+    "get_setting() must return the context's value when the key is set",
+    rules=("1.4-a",),
+)
 def test_1_4_present(learner):
     ctx = make_context(learner, {"app.timeout": 10, "app.tags": ["a"]})
     check(
@@ -269,7 +328,10 @@ def test_1_4_present(learner):
 
 
 @case(
-    "1.4", 0.5, "get_setting() must return a stored None (the key is set) rather than the default"
+    "1.4",
+    0.5,
+    "get_setting() must return a stored None (the key is set) rather than the default",
+    rules=("1.4-a",),
 )
 def test_1_4_stored_none(learner):
     ctx = make_context(learner, {"app.proxy": None, "app.port": 8080})
@@ -279,7 +341,12 @@ def test_1_4_stored_none(learner):
     check(port == 8080, f"for a key stored as 8080 it returned {port!r}")
 
 
-@case("1.4", 0.5, "get_setting() must return defaults[key] when the key is not set")
+@case(
+    "1.4",
+    0.5,
+    "get_setting() must return defaults[key] when the key is not set",
+    rules=("1.4-b", "1.4-d"),
+)
 def test_1_4_default(learner):
     ctx = make_context(learner, {"other": 1})
     check(
@@ -299,14 +366,23 @@ def test_1_4_default(learner):
     "1.4",
     0.5,
     "get_setting() must raise KeyError naming the key when there is no value and no default",
+    rules=("1.4-c", "1.4-d"),
 )
 def test_1_4_keyerror(learner):
     ctx = make_context(learner, {"other": 1})
-    exc = raises(lambda: learner.get_setting(ctx, "db.password.file", {"x": 1}), "KeyError")
-    check("db.password.file" in exc.message, f"the message {exc.message!r} does not name the key")
+    before = untouched(ctx)
+    key = "db.pässwort.file"
+    exc = raises(lambda: learner.get_setting(ctx, key, {"db.pässwort": 1}), "KeyError")
+    check(names_key(exc.message, key), f"the message {exc.message!r} does not name the key")
+    check(untouched(ctx) == before, "get_setting() changed the context")
 
 
-@case("1.4", 0.5, "safe_set() must store JSON data with the given who and return True")
+@case(
+    "1.4",
+    0.5,
+    "safe_set() must store JSON data with the given who and return True",
+    rules=("1.4-e",),
+)
 def test_1_4_safe_set_ok(learner):
     ctx = learner.Context()
     result = learner.safe_set(ctx, "app.tags", {"a": [1, 2.5, None]}, "stepX")
@@ -321,6 +397,7 @@ def test_1_4_safe_set_ok(learner):
     "safe_set() must return False for a value that is not JSON data and leave "
     "the context unchanged",
     critical=True,
+    rules=("1.4-f",),
 )
 def test_1_4_safe_set_rejects(learner):
     ctx = make_context(learner, {"keep": 1})
@@ -336,7 +413,12 @@ def mini(learner):
     return learner.MiniContext()
 
 
-@case("1.5", 0.25, "a new MiniContext must be empty: no keys, no history, no dirty keys")
+@case(
+    "1.5",
+    0.25,
+    "a new MiniContext must be empty: no keys, no history, no dirty keys",
+    rules=("1.5-a",),
+)
 def test_1_5_empty(learner):
     m = mini(learner)
     check(m.to_dict() == {}, "to_dict() of a new MiniContext is not {}")
@@ -349,6 +431,7 @@ def test_1_5_empty(learner):
     0.5,
     "MiniContext.get() must return the default for a key never set, and the "
     "stored value (even None) for a key that was set",
+    rules=("1.5-b",),
 )
 def test_1_5_get_default(learner):
     m = mini(learner)
@@ -358,7 +441,12 @@ def test_1_5_get_default(learner):
     check(m.get("k", 5) is None, "get() of a key set to None returned the default")
 
 
-@case("1.5", 0.5, "MiniContext.set()/get() must store and return JSON values exactly")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.set()/get() must store and return JSON values exactly",
+    rules=("1.5-b", "1.5-f"),
+)
 def test_1_5_round_trip(learner):
     m = mini(learner)
     values = {
@@ -385,6 +473,7 @@ def test_1_5_round_trip(learner):
     0.5,
     "MiniContext.set() must append one history entry {timestamp, step, key, "
     "before, after} per call",
+    rules=("1.5-j", "1.5-l"),
 )
 def test_1_5_history_entries(learner):
     m = mini(learner)
@@ -417,6 +506,7 @@ def test_1_5_history_entries(learner):
     0.5,
     "MiniContext.set() must store a copy: changing the object afterwards must "
     "not change the stored value or the history",
+    rules=("1.5-i",),
 )
 def test_1_5_set_copies(learner):
     m = mini(learner)
@@ -433,7 +523,12 @@ def test_1_5_set_copies(learner):
     )
 
 
-@case("1.5", 0.5, "MiniContext.get(), to_dict() and get_history() must return copies")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.get(), to_dict() and get_history() must return copies",
+    rules=("1.5-c", "1.5-l", "1.5-o"),
+)
 def test_1_5_reads_copy(learner):
     m = mini(learner)
     m.set("k", {"tags": ["a"]}, who="w")
@@ -477,6 +572,7 @@ def test_1_5_reads_copy(learner):
     0.5,
     "MiniContext.pop_dirty_keys() must return the keys set since the last call, "
     "each once, in first-set order, then clear them",
+    rules=("1.5-m", "1.5-n"),
 )
 def test_1_5_dirty(learner):
     m = mini(learner)
@@ -486,11 +582,22 @@ def test_1_5_dirty(learner):
     check(first == ["b", "a", "c"], f"first call returned {first!r}")
     second = m.pop_dirty_keys()
     check(second == [], f"an immediate second call returned {second!r}")
-    m.set("z", 1)
-    check(m.pop_dirty_keys() == ["z"], "after clearing, a new set was not reported")
+    for key in ("c", "z", "b", "c"):
+        m.set(key, 2)
+    third = m.pop_dirty_keys()
+    check(
+        third == ["c", "z", "b"],
+        "after clearing, the keys must come in the order each was first set since then; "
+        f"it returned {third!r}",
+    )
 
 
-@case("1.5", 0.5, "MiniContext.set() must mark a key dirty even when the value is unchanged")
+@case(
+    "1.5",
+    0.5,
+    "MiniContext.set() must mark a key dirty even when the value is unchanged",
+    rules=("1.5-k",),
+)
 def test_1_5_dirty_same_value(learner):
     m = mini(learner)
     m.set("a", [1])
@@ -505,6 +612,7 @@ def test_1_5_dirty_same_value(learner):
     0.5,
     "MiniContext.set() must raise TypeError for values that are not JSON data, at any depth",
     critical=True,
+    rules=("1.5-e", "1.5-f", "1.5-g"),
 )
 def test_1_5_rejects_non_json(learner):
     bad_values = [
@@ -532,6 +640,7 @@ def test_1_5_rejects_non_json(learner):
     0.5,
     "a rejected MiniContext.set() must change nothing: no value, no history entry, no dirty key",
     critical=True,
+    rules=("1.5-h",),
 )
 def test_1_5_rejected_unchanged(learner):
     m = mini(learner)
@@ -550,7 +659,9 @@ def test_1_5_rejected_unchanged(learner):
 @case(
     "1.5",
     0.25,
-    "MiniContext.set() must raise TypeError for a non-str key and ValueError for the empty key",
+    "MiniContext.set() must raise TypeError for a non-str key and ValueError for the empty key, "
+    "and change nothing",
+    rules=("1.5-d", "1.5-h"),
 )
 def test_1_5_keys(learner):
     m = mini(learner)
@@ -558,12 +669,15 @@ def test_1_5_keys(learner):
     raises(lambda: m.set(expr("('a',)"), "x"), "TypeError", "set(('a',), ...)")
     raises(lambda: m.set("", "x"), "ValueError", "set('', ...)")
     check(m.to_dict() == {}, "a rejected key was stored")
+    check(m.get_history() == [], "a rejected key added a history entry")
+    check(m.pop_dirty_keys() == [], "a rejected key was marked dirty")
 
 
 @case(
     "1.5",
     0.5,
     "MiniContext.to_json() must return a str holding the data as a JSON object, and nothing else",
+    rules=("1.5-p",),
 )
 def test_1_5_to_json(learner):
     m = mini(learner)
@@ -586,6 +700,7 @@ def test_1_5_to_json(learner):
     0.5,
     "MiniContext.from_json() must be a classmethod returning a new MiniContext "
     "with the data, an empty history and no dirty keys",
+    rules=("1.5-q",),
 )
 def test_1_5_from_json(learner):
     m = mini(learner)

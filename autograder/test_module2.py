@@ -9,10 +9,11 @@ waits for a clock.
 
 from __future__ import annotations
 
+import re
 import time
 
 from academy.bridge.client import expr
-from academy.grading.cases import case, check, is_a, raises
+from academy.grading.cases import case, check, confirm, is_a, raises, read_back
 
 WORKFLOW = [
     ("customer", "order.id", "ORD123"),
@@ -50,7 +51,7 @@ def stamps(entries):
 
 
 # --------------------------------------------------------------------------- exercise 2.1
-@case("2.1", 0.5, "build_order_workflow() must return a framework0 Context")
+@case("2.1", 0.5, "build_order_workflow() must return a framework0 Context", rules=("2.1-a",))
 def test_2_1_returns_context(learner):
     ctx = learner.build_order_workflow()
     check(is_a(learner, ctx, "Context"), f"it returned {ctx!r}")
@@ -60,6 +61,7 @@ def test_2_1_returns_context(learner):
     "2.1",
     0.5,
     "build_order_workflow() must hold exactly the nine keys of the table with their final values",
+    rules=("2.1-a", "2.1-b"),
 )
 def test_2_1_values(learner):
     data = learner.build_order_workflow().to_dict()
@@ -70,6 +72,7 @@ def test_2_1_values(learner):
     "2.1",
     0.75,
     "build_order_workflow() must make the ten writes of the table, in order, each with its who",
+    rules=("2.1-a", "2.1-b"),
 )
 def test_2_1_history(learner):
     history = learner.build_order_workflow().get_history()
@@ -77,7 +80,12 @@ def test_2_1_history(learner):
     check(seen == WORKFLOW, f"the history recorded (who, key, value) = {seen!r}")
 
 
-@case("2.1", 0.25, "every call to build_order_workflow() must return a new, independent Context")
+@case(
+    "2.1",
+    0.25,
+    "every call to build_order_workflow() must return a new, independent Context",
+    rules=("2.1-c",),
+)
 def test_2_1_fresh(learner):
     first = learner.build_order_workflow()
     first.set("order.status", "changed", who="grader")
@@ -86,12 +94,17 @@ def test_2_1_fresh(learner):
         second.to_dict() == WORKFLOW_DATA and len(second.get_history()) == 10,
         "changing one returned context changed the next one",
     )
+    check(
+        not learner.same(first, second),
+        "two calls returned the same Context object (reset or not), not a new one each",
+    )
 
 
 @case(
     "2.1",
     0.5,
     "describe_change() must return '<who> changed <key>: <repr of before> -> <repr of after>'",
+    rules=("2.1-d", "2.1-f"),
 )
 def test_2_1_describe(learner):
     cases = [
@@ -104,6 +117,10 @@ def test_2_1_describe(learner):
             "customer changed order.total: None -> 149.99",
         ),
         (entry(3.0, "ops", "flags.on", True, 0), "ops changed flags.on: True -> 0"),
+        (
+            entry(4.0, "lagerhaus_ø", "notiz.text", "it's", "naïve ✓"),
+            "lagerhaus_ø changed notiz.text: \"it's\" -> 'naïve ✓'",
+        ),
     ]
     for given, expected in cases:
         text = learner.describe_change(given)
@@ -115,6 +132,7 @@ def test_2_1_describe(learner):
     0.5,
     "describe_change() must write (unknown) exactly when step is None (any other step, even "
     "an empty string, is written as it is), and containers with repr()",
+    rules=("2.1-e", "2.1-f"),
 )
 def test_2_1_describe_unknown(learner):
     cases = [
@@ -155,7 +173,10 @@ MIXED = [
 
 
 @case(
-    "2.2", 0.5, "get_changes_by_actor() must return the entries whose step equals the actor's name"
+    "2.2",
+    0.5,
+    "get_changes_by_actor() must return the entries whose step equals the actor's name",
+    rules=("2.2-c",),
 )
 def test_2_2_actor_basic(learner):
     got = learner.get_changes_by_actor(SORTED, "warehouse")
@@ -169,6 +190,7 @@ def test_2_2_actor_basic(learner):
     0.5,
     "get_changes_by_actor() must return entries oldest first (by timestamp; equal "
     "timestamps in list order) even when the history is not sorted",
+    rules=("2.2-b", "2.2-c"),
 )
 def test_2_2_actor_order(learner):
     got = learner.get_changes_by_actor(MIXED, "ops")
@@ -182,6 +204,7 @@ def test_2_2_actor_order(learner):
     0.25,
     "get_changes_by_actor() must return [] when nobody matches, and find step None "
     "for actor_name=None",
+    rules=("2.2-d", "2.2-e"),
 )
 def test_2_2_actor_edges(learner):
     got = learner.get_changes_by_actor(SORTED, "nobody")
@@ -195,6 +218,7 @@ def test_2_2_actor_edges(learner):
     "2.2",
     0.5,
     "get_key_evolution() must return the after values of the key's entries, oldest first",
+    rules=("2.2-f",),
 )
 def test_2_2_evolution_basic(learner):
     got = learner.get_key_evolution(SORTED, "order.status")
@@ -208,6 +232,7 @@ def test_2_2_evolution_basic(learner):
     0.5,
     "get_key_evolution() must sort by timestamp (equal timestamps in list order) "
     "when the history is not sorted",
+    rules=("2.2-b", "2.2-f"),
 )
 def test_2_2_evolution_order(learner):
     got = learner.get_key_evolution(MIXED, "order.status")
@@ -221,6 +246,7 @@ def test_2_2_evolution_order(learner):
     0.25,
     "get_key_evolution() must return [] for a key that never appears, and keep "
     "every value as written (None and lists included)",
+    rules=("2.2-f", "2.2-g"),
 )
 def test_2_2_evolution_edges(learner):
     check(learner.get_key_evolution(SORTED, "no.such.key") == [], "an unknown key must give []")
@@ -248,6 +274,7 @@ TIMED = [
     0.5,
     "find_recent_changes() must include entries with timestamp >= now - seconds_ago "
     "(the boundary included) and leave out older ones",
+    rules=("2.2-h",),
 )
 def test_2_2_recent_boundary(learner):
     got = stamps(learner.find_recent_changes(TIMED, 5, now=1000.0))
@@ -264,6 +291,7 @@ def test_2_2_recent_boundary(learner):
     0.25,
     "find_recent_changes() must return entries oldest first, include entries later "
     "than now, and accept seconds_ago=0",
+    rules=("2.2-b", "2.2-h", "2.2-j"),
 )
 def test_2_2_recent_order(learner):
     got = learner.find_recent_changes(TIMED, 0, now=1000.0)
@@ -276,22 +304,38 @@ def test_2_2_recent_order(learner):
     "2.2",
     0.5,
     "find_recent_changes() must use time.time() at the moment of the call when now is None",
+    rules=("2.2-i",),
 )
 def test_2_2_recent_clock(learner):
     t = time.time()
+    # Stamped just over 30 seconds before this case started: only a clock read earlier (when
+    # the function was defined, say) can count it as made in the last 30 seconds.
     history = [
         entry(t - 100.0, "a", "k", None, 1),
         entry(t - 1.0, "a", "k", 2, 3),
         entry(t - 3.0, "a", "k", 1, 2),
         entry(t - 40.0, "a", "k", None, 0),
+        entry(t - 30.005, "b", "k", 0, 1),
     ]
     got = learner.find_recent_changes(history, 30)
-    check(got == [history[2], history[1]], "with the default now, 30 seconds: wrong entries")
+    check(
+        got == [history[2], history[1]],
+        "with the default now, 30 seconds: wrong entries (is the clock read when the function "
+        "is called?)",
+    )
     got = learner.find_recent_changes(history, 60, now=None)
-    check(got == [history[3], history[2], history[1]], "with now=None, 60 seconds: wrong entries")
+    check(
+        got == [history[3], history[4], history[2], history[1]],
+        "with now=None, 60 seconds: wrong entries",
+    )
 
 
-@case("2.2", 0.25, "find_recent_changes() must raise ValueError for a negative seconds_ago")
+@case(
+    "2.2",
+    0.25,
+    "find_recent_changes() must raise ValueError for a negative seconds_ago",
+    rules=("2.2-k",),
+)
 def test_2_2_recent_negative(learner):
     raises(
         lambda: learner.find_recent_changes(TIMED, -1, now=1000.0), "ValueError", "seconds_ago=-1"
@@ -303,6 +347,7 @@ def test_2_2_recent_negative(learner):
     0.5,
     "the history functions must not change the history list they are given (no in-place sort)",
     critical=True,
+    rules=("2.2-a",),
 )
 def test_2_2_read_only(learner):
     kept = learner.keep(MIXED)
@@ -315,8 +360,37 @@ def test_2_2_read_only(learner):
 
 @case(
     "2.2",
-    0.5,
+    0.25,
+    "get_changes_by_actor() must return a new list holding the history's own entries (the "
+    "dicts themselves, not copies); the other two must return new lists too",
+    rules=("2.2-b", "2.2-c"),
+)
+def test_2_2_entries_themselves(learner):
+    kept = learner.keep(MIXED)
+    got = learner.get_changes_by_actor.live(kept, "ops")
+    check(not learner.same(got, kept), "get_changes_by_actor() returned the history list itself")
+    check(read_back(learner, got) == [MIXED[1], MIXED[0], MIXED[3]], "wrong entries for 'ops'")
+    originals = kept.copy.live()  # a second list of the very same entry dicts
+    confirm(read_back(learner, originals) == MIXED, "copying the history list")
+    mine = [originals.pop.live(0) for _ in MIXED]
+    returned = [got.pop.live(0) for _ in range(3)]
+    check(
+        all(learner.same(r, mine[i]) for r, i in zip(returned, (1, 0, 3), strict=True)),
+        "get_changes_by_actor() returned copies of the entries, not the entries themselves",
+    )
+    for name, args in (
+        ("get_key_evolution", (kept, "order.status")),
+        ("find_recent_changes", (kept, 100, 20.0)),
+    ):
+        result = getattr(learner, name).live(*args)
+        check(not learner.same(result, kept), f"{name}() returned the history list itself")
+
+
+@case(
+    "2.2",
+    0.25,
     "the history functions must work on a real Context's get_history()",
+    rules=("2.2-c", "2.2-f", "2.2-i"),
 )
 def test_2_2_real_history(learner):
     ctx = context_with(
@@ -343,9 +417,10 @@ def test_2_2_real_history(learner):
 # --------------------------------------------------------------------------- exercise 2.3
 @case(
     "2.3",
-    0.5,
+    0.25,
     "add_cancellation_bug() must set order.status to 'cancelled' with who='bug_simulator', "
     "in one set and nothing else",
+    rules=("2.3-a",),
 )
 def test_2_3_bug(learner):
     ctx = context_with(learner, WORKFLOW)
@@ -380,6 +455,7 @@ CULPRIT_HISTORY = [
     0.5,
     "find_culprit() must return the earliest entry (by timestamp) that set the key to the "
     "bad value",
+    rules=("2.3-b",),
 )
 def test_2_3_culprit_earliest(learner):
     got = learner.find_culprit(CULPRIT_HISTORY, "order.status", "cancelled")
@@ -398,6 +474,7 @@ def test_2_3_culprit_earliest(learner):
     0.25,
     "find_culprit() must match the key and the after value only, and return None when "
     "no entry set the bad value",
+    rules=("2.3-b", "2.3-c"),
 )
 def test_2_3_culprit_none(learner):
     got = learner.find_culprit(CULPRIT_HISTORY, "order.status", "refunded")
@@ -407,6 +484,30 @@ def test_2_3_culprit_none(learner):
     check(got is None, f"an entry whose before (not after) is the bad value gave {got!r}")
     got = learner.find_culprit(CULPRIT_HISTORY, "order.review", "cancelled")
     check(got == CULPRIT_HISTORY[4], f"for order.review it returned {got!r}")
+
+
+@case(
+    "2.3",
+    0.25,
+    "find_culprit() must not change the history list or its entries (no in-place sort)",
+    rules=("2.3-d",),
+)
+def test_2_3_culprit_read_only(learner):
+    kept = learner.keep(CULPRIT_HISTORY)
+    found = learner.find_culprit(kept, "order.status", "cancelled")
+    check(found == CULPRIT_HISTORY[2], f"it returned {found!r}")
+    learner.find_culprit(kept, "order.status", "refunded")
+    check(
+        read_back(learner, kept) == CULPRIT_HISTORY,
+        "the history list changed (was it sorted in place?)",
+    )
+
+
+def names_key(message, key):
+    """Does ``message`` name ``key`` on its own (not as part of a longer key or word)?"""
+    if not isinstance(message, str):
+        return False
+    return re.search(rf"(?<![\w.]){re.escape(key)}(?!\.?\w)", message) is not None
 
 
 def last_entry(ctx):
@@ -419,6 +520,7 @@ def last_entry(ctx):
     0.5,
     "rollback() must set the key back to the value before the bad write, with the given who, "
     "and return True",
+    rules=("2.3-f", "2.3-i"),
 )
 def test_2_3_rollback_simple(learner):
     ctx = context_with(learner, WORKFLOW + [("bug_simulator", "order.status", "cancelled")])
@@ -430,13 +532,23 @@ def test_2_3_rollback_simple(learner):
         last_entry(ctx) == ("support", "order.status", "shipped"),
         f"the repair was recorded as {ctx.get_history()[-1]!r}",
     )
+    restored = learner.Context.from_json('{"order.status": "zugestellt", "order.id": "Ö-7"}')
+    restored.set("order.status", "cancelled", who="bug_simulator")
+    result = learner.rollback(restored, "order.status", "cancelled", "support")
+    check(
+        result is True and restored.get("order.status") == "zugestellt",
+        "the last good value is the before of the bad write, even when no earlier entry "
+        f"wrote it; order.status is {restored.get('order.status')!r}",
+    )
 
 
 @case(
     "2.3",
     0.5,
     "rollback() must skip every bad write of the current run: when the bad value was "
-    "written several times in a row, restore the value from before the first of them",
+    "written several times in a row, restore the value from before the first of them "
+    "(other keys' entries do not count)",
+    rules=("2.3-f", "2.3-i"),
 )
 def test_2_3_rollback_repeated(learner):
     writes = [
@@ -444,6 +556,7 @@ def test_2_3_rollback_repeated(learner):
         ("shipping", "order.status", "shipped"),
         ("bug_simulator", "order.status", "cancelled"),
         ("retry_job", "order.status", "cancelled"),
+        ("notes", "order.note", "call back"),
         ("retry_job", "order.status", "cancelled"),
     ]
     ctx = context_with(learner, writes)
@@ -458,6 +571,7 @@ def test_2_3_rollback_repeated(learner):
     0.25,
     "rollback() must restore the value from before the newest run of bad writes, not "
     "from before an older, already repaired one",
+    rules=("2.3-f",),
 )
 def test_2_3_rollback_latest_run(learner):
     writes = [
@@ -480,6 +594,7 @@ def test_2_3_rollback_latest_run(learner):
     "rollback() must return False and change nothing when the key is missing or its "
     "current value is not the bad value",
     critical=True,
+    rules=("2.3-e",),
 )
 def test_2_3_rollback_nothing_to_do(learner):
     ctx = context_with(
@@ -506,6 +621,7 @@ def test_2_3_rollback_nothing_to_do(learner):
     "rollback() must raise ValueError naming the key, and change nothing, when the history "
     "holds no good value; a key whose first write was bad goes back to None",
     critical=True,
+    rules=("2.3-g", "2.3-h"),
 )
 def test_2_3_rollback_no_good_value(learner):
     restored = learner.Context.from_json('{"order.status": "cancelled"}')
@@ -514,7 +630,9 @@ def test_2_3_rollback_no_good_value(learner):
         "ValueError",
         "for a restored context without history",
     )
-    check("order.status" in exc.message, f"the message {exc.message!r} does not name the key")
+    check(
+        names_key(exc.message, "order.status"), f"the message {exc.message!r} does not name the key"
+    )
     restored.set("order.status", "cancelled", who="retry_job")
     before = untouched(restored)
     raises(
@@ -551,6 +669,7 @@ def err(key, problem, expected=None, actual=None):
     "2.4",
     0.5,
     "validate_required_keys() must count a key set to None, 0, False, '' or [] as present",
+    rules=("2.4-e",),
 )
 def test_2_4_required_present(learner):
     data = {"a": None, "b": 0, "c": False, "d": "", "e": [], "f": {}, "g": "x"}
@@ -564,7 +683,8 @@ def test_2_4_required_present(learner):
     "2.4",
     0.5,
     "validate_required_keys() must return False and list one 'missing' error per missing "
-    "key, in the order given",
+    "key, in the order given (for a Context and for a plain dict)",
+    rules=("2.4-a", "2.4-f", "2.4-g", "2.4-h", "2.4-i", "2.4-j"),
 )
 def test_2_4_required_missing(learner):
     _, v = validator(learner, {"user.id": "u1", "user.email": None})
@@ -572,9 +692,20 @@ def test_2_4_required_missing(learner):
     check(result is False, f"it returned {result!r}")
     expected = [err("user.zip", "missing"), err("user.age", "missing")]
     check(errors(v) == expected, f"last_errors is {errors(v)!r}")
+    plain = learner.ContextValidator(learner.keep({"user.id": "u1", "user.email": None}))
+    result = plain.validate_required_keys(["user.email", "user.zip", "user.id"])
+    check(
+        result is False and errors(plain) == [err("user.zip", "missing")],
+        f"for a plain dict it returned {result!r}; last_errors {errors(plain)!r}",
+    )
 
 
-@case("2.4", 0.25, "validate_data_types() must return True when every present value matches")
+@case(
+    "2.4",
+    0.25,
+    "validate_data_types() must return True when every present value matches",
+    rules=("2.4-h", "2.4-l"),
+)
 def test_2_4_types_ok(learner):
     data = {"user.id": "u1", "user.age": 25, "user.prefs": {"a": 1}, "user.tags": ["x"]}
     _, v = validator(learner, data)
@@ -589,6 +720,7 @@ def test_2_4_types_ok(learner):
     0.5,
     "validate_data_types() must report each mismatch as a 'wrong_type' error with the "
     "expected and actual type names, in order",
+    rules=("2.4-g", "2.4-i", "2.4-l"),
 )
 def test_2_4_types_mismatch(learner):
     data = {"user.age": "twenty-five", "user.id": "u1", "user.tags": {"a": 1}}
@@ -607,6 +739,7 @@ def test_2_4_types_mismatch(learner):
     "2.4",
     0.5,
     "validate_data_types() must check a stored None like any value and skip missing keys",
+    rules=("2.4-k", "2.4-o"),
 )
 def test_2_4_types_none_and_missing(learner):
     _, v = validator(learner, {"user.age": None, "user.nick": None})
@@ -624,6 +757,7 @@ def test_2_4_types_none_and_missing(learner):
     0.5,
     "validate_data_types() must not accept True or False as an int, but accept them for "
     "bool and for (int, bool)",
+    rules=("2.4-m", "2.4-n"),
 )
 def test_2_4_types_bool(learner):
     data = {"flag": True, "count": False, "n": 3, "both": True, "both2": 7}
@@ -644,6 +778,7 @@ def test_2_4_types_bool(learner):
     "2.4",
     0.25,
     "validate_data_types() must name tuples of types as 'a or b' and not accept an int as a float",
+    rules=("2.4-i", "2.4-p"),
 )
 def test_2_4_types_tuples(learner):
     data = {"ratio": 25, "ratio2": 25, "score": 2.5, "name": 3}
@@ -665,6 +800,7 @@ def test_2_4_types_tuples(learner):
     0.25,
     "validate_json_serializable() must return True for JSON data (a Context's values) "
     "and skip missing keys",
+    rules=("2.4-q", "2.4-r"),
 )
 def test_2_4_json_ok(learner):
     data = {"a": None, "b": [1, 2.5, {"c": [True, "x"]}], "d": {}, "e": -0.0}
@@ -678,18 +814,22 @@ def test_2_4_json_ok(learner):
     "2.4",
     0.75,
     "validate_json_serializable() must report each value that is not JSON data as a "
-    "'not_json' error naming the first offending piece (type name, or repr for nan/inf)",
+    "'not_json' error naming the first offending piece, depth-first in order (a dict's key "
+    "before its value): its type name, or repr for nan/inf",
+    rules=("2.4-a", "2.4-q", "2.4-r", "2.4-s", "2.4-t", "2.4-u"),
 )
 def test_2_4_json_errors(learner):
     payload = learner.make(
         expr(
             "{'a': {'x', 'y'}, 'b': [1, {'k': [2, (3, 4)]}], 'c': float('nan'), "
             "'d': {'ok': 1, 5: 'five'}, 'e': {'ok': [1, 2.5, None, True]}, "
-            "'f': [float('-inf')], 'g': object(), 'h': {'p': {'q': b'raw'}}, 'i': (1, 2)}"
+            "'f': [float('-inf')], 'g': object(), 'h': {'p': {'q': b'raw'}}, 'i': (1, 2), "
+            "'j': [{'x': {1}}, (2,)], 'k': {7: [float('nan')]}, 'l': {'a': (1, {2})}}"
         )
     )
     v = learner.ContextValidator(payload)
-    result = v.validate_json_serializable(["a", "b", "c", "d", "e", "f", "g", "h", "missing", "i"])
+    keys = ["a", "b", "c", "d", "e", "f", "g", "h", "missing", "i", "j", "k", "l"]
+    result = v.validate_json_serializable(keys)
     check(result is False, f"it returned {result!r}")
     expected = [
         err("a", "not_json", "JSON data", "set"),
@@ -700,6 +840,9 @@ def test_2_4_json_errors(learner):
         err("g", "not_json", "JSON data", "object"),
         err("h", "not_json", "JSON data", "bytes"),
         err("i", "not_json", "JSON data", "tuple"),
+        err("j", "not_json", "JSON data", "set"),
+        err("k", "not_json", "JSON data", "int"),
+        err("l", "not_json", "JSON data", "tuple"),
     ]
     check(errors(v) == expected, f"last_errors is {errors(v)!r}")
 
@@ -709,12 +852,18 @@ def test_2_4_json_errors(learner):
     0.25,
     "each validation must replace last_errors (starting from []) and read the context's "
     "current values",
+    rules=("2.4-b", "2.4-d", "2.4-g"),
 )
 def test_2_4_fresh_errors(learner):
     ctx, v = validator(learner, {"user.age": 25})
     check(errors(v) == [], "last_errors must start as []")
     check(v.validate_required_keys(["user.name"]) is False, "user.name is missing")
+    old = v.last_errors.live_value()
     check(v.validate_data_types(expr("{'user.age': int}")) is True, "user.age is an int")
+    check(
+        not learner.same(old, v.last_errors.live_value()),
+        "a validation must replace last_errors with a new list, not empty and refill the old one",
+    )
     check(errors(v) == [], f"after a passing validation last_errors is {errors(v)!r}")
     ctx.set("user.age", "old", who="grader")
     ctx.set("user.name", "Ann", who="grader")
@@ -731,6 +880,7 @@ def test_2_4_fresh_errors(learner):
     0.5,
     "report() must return 'no problems', or one line per error: '<key>: missing' or "
     "'<key>: expected <expected>, got <actual>'",
+    rules=("2.4-v", "2.4-w"),
 )
 def test_2_4_report(learner):
     _, v = validator(learner, {"user.age": "twenty-five", "user.id": 7})
@@ -752,7 +902,11 @@ def test_2_4_report(learner):
 
 
 @case(
-    "2.4", 0.25, "the validator must only read the context (no set, no new history)", critical=True
+    "2.4",
+    0.25,
+    "the validator must only read the context (no set, no new history)",
+    critical=True,
+    rules=("2.4-c",),
 )
 def test_2_4_read_only(learner):
     ctx, v = validator(learner, {"a": 1, "b": None, "c": [1]})

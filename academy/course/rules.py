@@ -31,7 +31,7 @@ __all__ = ["RULE_ID", "CaseInfo", "Coverage", "Rule", "coverage", "notebook_rule
 #: A rule id: the exercise ("3.1") and a letter or two ("c", "aa"), as in ``[3.1-c]``.
 RULE_ID = r"\d+\.\d+-[a-z]{1,2}"
 _MARKER = re.compile(rf"\[({RULE_ID})\]")
-_SENTENCE_END = re.compile(r"(?:[.:;!?](?=\s)|\n\s*\n|\n[*\-] |\n\d+\. |^)", re.S)
+_SENTENCE_END = re.compile(r"(?:[.;!?](?=\s)|\n\s*\n|\n[*\-] |\n\d+\. |^)", re.S)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class Coverage:
 
 
 def _one_line(markdown: str) -> str:
-    text = re.sub(r"[`*_]|<[^>]+>", "", markdown)
+    text = re.sub(r"^\s*(?:[*\-]|\d+\.)\s+", "", markdown)  # a list item's bullet
+    text = re.sub(r"`|\*\*|</?(?:br|b|i|em|strong|sup|sub|code)\s*/?>", "", text)
     return " ".join(text.split())
 
 
