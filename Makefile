@@ -52,6 +52,8 @@ hub: $(STAMP) $(PROXY)
 test: $(STAMP) $(PROXY)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy framework0 --strict
+	$(BIN)/mypy academy
 	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval solutions \
 	    --nbval-sanitize-with nbval_sanitize.cfg

@@ -19,7 +19,6 @@ that differs from the committed one.
 from __future__ import annotations
 
 import filecmp
-import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Protocol
 
 import nbformat
 
+from academy.env import tool_env  # it lives in academy.env; still importable from here
 from academy.errors import BuildError
 from academy.manifest import Course, ManifestError, Module
 
@@ -50,17 +50,6 @@ def _assignments(course: Course, modules: list[Module]) -> list[str]:
     if {m.id for m in modules} == {m.id for m in course.modules}:
         return ["*"]
     return [m.id for m in modules]
-
-
-def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment with the interpreter's bin folder first on PATH.
-
-    nbgrader runs ``alembic`` (and we run ``nbgrader``) by name; without the folder on PATH a
-    first run leaves a gradebook without its version table.
-    """
-    env = dict(os.environ, **(extra or {}))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return env
 
 
 def _nbgrader(course: Course, *args: str) -> None:

@@ -14,6 +14,7 @@ public key file that is not that key. A ``did:key`` is the public key itself, so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -282,11 +283,12 @@ def _issuer(path: Path, raw: dict[str, str]) -> CourseIssuer:
 
 def _check_unique(path: Path, course: Course) -> None:
     problems = []
-    for label, values in (
+    columns: tuple[tuple[str, Sequence[str | int]], ...] = (
         ("module id", [m.id for m in course.modules]),
         ("module number", [m.number for m in course.modules]),
         ("level id", [lv.id for lv in course.levels]),
-    ):
+    )
+    for label, values in columns:
         dupes = sorted({str(v) for v in values if values.count(v) > 1})
         if dupes:
             problems.append(f"duplicate {label}: {', '.join(dupes)}")

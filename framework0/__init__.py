@@ -25,7 +25,7 @@ from framework0.errors import (
 )
 from framework0.logger import get_logger
 from framework0.memory_bus import MemoryBus
-from framework0.persistence import Persistence
+from framework0.persistence import Persistence, atomic_write, clean_temp_files
 from framework0.recipe_parser import load_recipe, parse_recipe, parse_step, validate_recipe
 from framework0.scriptlets import BaseScriptlet
 
@@ -69,6 +69,8 @@ __all__ = [
     "StepNotRunError",
     "UnknownTaskError",
     "__version__",
+    "atomic_write",
+    "clean_temp_files",
     "get_logger",
     "load_recipe",
     "parse_recipe",

@@ -105,13 +105,12 @@ def _short_repr(value: Any, limit: int = 40) -> str:
 
 
 def _check_key(key: Any) -> str:
-    if type(key) is not str:
-        if not isinstance(key, str):
-            raise InvalidKeyError(f"context keys must be str, got {type(key).__name__} {key!r}")
-        key = str.__str__(key)
-    if not key:
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"context keys must be str, got {type(key).__name__} {key!r}")
+    text = key if type(key) is str else str.__str__(key)  # a str subclass: its plain str
+    if not text:
         raise InvalidKeyError("context keys must be non-empty strings, got ''")
-    return key
+    return text
 
 
 class Context:
@@ -156,7 +155,8 @@ class Context:
     def to_dict(self) -> dict[str, Any]:
         """A copy of the whole state as a plain dict."""
         with self._lock:
-            return _copy(self._data)
+            data: dict[str, Any] = _copy(self._data)
+        return data
 
     def get_history(self) -> list[HistoryEntry]:
         """A copy of the history, oldest first."""

@@ -196,4 +196,5 @@ class MemoryBus:
         """
         if self._snapshot is None:
             return {"version": None, "data": {}}
-        return json.loads(json.dumps(self._snapshot))
+        snapshot: dict[str, Any] = json.loads(json.dumps(self._snapshot))
+        return snapshot

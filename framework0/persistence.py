@@ -36,7 +36,7 @@ from framework0.context import Context
 from framework0.errors import ContextError, CorruptStateError, PersistenceError
 from framework0.logger import get_logger
 
-__all__ = ["Persistence"]
+__all__ = ["Persistence", "atomic_write", "clean_temp_files"]
 
 _FORMAT = 1
 _NAME = re.compile(r"^(snapshot|delta)_(\d{6,})\.json$")
@@ -330,7 +330,7 @@ class Persistence:
             problem = "has no 'data' object"
         elif not all(record["data"]):
             problem = "has an empty key in 'data'"
-        if problem:
+        if problem or not isinstance(record, dict):  # (a non-dict always has a problem)
             raise CorruptStateError(f"{path}: corrupt state file: it {problem}")
         return record
 

@@ -374,8 +374,8 @@ def _problems(recipe: Any, lines: dict[_Path, int]) -> list[str]:
     try:
         graph.get_task_order()
     except CycleError as exc:
-        at = [lines.get(("steps", names[n])) for n in exc.cycle[:-1]]
-        where = f" (lines {', '.join(str(n) for n in at)})" if all(at) else ""
+        cycle_lines = [lines.get(("steps", names[n])) for n in exc.cycle[:-1]]
+        where = f" (lines {', '.join(map(str, cycle_lines))})" if all(cycle_lines) else ""
         found.append((float("inf"), len(found), f"steps: {exc}{where}"))
     return list(dict.fromkeys(msg for *_, msg in sorted(found)))  # "required" repeats itself
 

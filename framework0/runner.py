@@ -395,8 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.recipe, debug=args.debug, only=args.only, skip=args.skip, dry_run=args.dry_run
         )
     except RunError as exc:
-        ctx = getattr(exc, "ctx", None)
-        error = ctx.get("run.error") if ctx is not None else None
+        failed: Context | None = getattr(exc, "ctx", None)
+        error = failed.get("run.error") if failed is not None else None
         error = error or {"step": exc.step, "type": type(exc).__name__, "message": str(exc)}
         if args.debug:
             log.debug("traceback", exc_info=exc)

@@ -371,9 +371,10 @@ def test_keygen_writes_private_keys_only_outside_repositories(tmp_path):
 
 def test_options_after_a_double_dash_go_to_nbgrader(monkeypatch):
     from academy import cli
+    from academy.cli import instructors
 
     seen = {}
-    monkeypatch.setattr(cli, "cmd_autograde", lambda args: seen.update(vars(args)) or 0)
+    monkeypatch.setattr(instructors, "cmd_autograde", lambda args: seen.update(vars(args)) or 0)
     assert cli.main(["autograde", "module1", "--workers", "2", "--", "--Execute.timeout=5"]) == 0
     assert seen["nbgrader_args"] == ["--Execute.timeout=5"] and seen["workers"] == 2
     with pytest.raises(SystemExit):
@@ -405,11 +406,12 @@ def test_stale_with_a_broken_notebook_prints_one_line_and_exits_2(tmp_path):
 )
 def test_f0_catches_the_root_and_prints_one_line(monkeypatch, capsys, error):
     from academy import cli, errors
+    from academy.cli import learner
 
     def fail(args):
         raise getattr(errors, error)(f"{error} in module1: what went wrong")
 
-    monkeypatch.setattr(cli, "cmd_progress", fail)
+    monkeypatch.setattr(learner, "cmd_progress", fail)
     assert cli.main(["progress"]) == 2
     out = capsys.readouterr().out
     assert out == f"{error} in module1: what went wrong\n"

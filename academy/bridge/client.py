@@ -472,8 +472,8 @@ class Learner:
         assert self._proc is not None
         rid = secrets.token_hex(12)
         try:
-            line = json.dumps(dict(request, id=rid), allow_nan=False) + "\n"
-            os.write(self._req, line.encode())
+            payload = json.dumps(dict(request, id=rid), allow_nan=False) + "\n"
+            os.write(self._req, payload.encode())
         except (BrokenPipeError, OSError):
             return self._died()
         deadline = time.monotonic() + seconds

@@ -37,7 +37,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 
-from academy.build import tool_env
+from academy.env import tool_env
 from academy.grading.sanitize import NOT_GRADED
 
 __all__ = [

@@ -45,7 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     only = {e for e in config.getoption("--f0-only").split(",") if e}
     if not only:
         return
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("f0_case")
         (keep if marker and marker.kwargs["exercise"] in only else drop).append(item)

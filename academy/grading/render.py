@@ -37,10 +37,10 @@ def exercise_summary(result: ExerciseResult, load_problems: list[dict[str, Any]]
             detail = f" ({_one_line(case.detail)})" if case.detail else ""
             lines.append(f"- ✗ {case.cited}{detail} [{case.points:g} pt]")
     if result.score < ex.points:
-        for problem in load_problems:
-            error = problem["error"]
+        for loading in load_problems:
+            error = loading["error"]
             lines.append(
-                f"- Note: while loading your code, {problem['label']} raised "
+                f"- Note: while loading your code, {loading['label']} raised "
                 f"{error['type']}: {_one_line(error['message'])}"
             )
     return "\n".join(lines)

@@ -60,6 +60,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Float, Integer
 
+from academy.errors import AcademyError
+
 __all__ = ["NOT_GRADED", "GuardSubmission", "UngradableNotebook", "file_problem"]
 
 NOT_GRADED = "Not graded: "  # prefix of the gradebook comment that carries the reason
@@ -67,7 +69,7 @@ SCHEMA_VERSION = 3
 MAX_NOTES = 20
 
 
-class UngradableNotebook(Exception):
+class UngradableNotebook(AcademyError):
     """nbgrader cannot read this notebook; raised so that nbgrader fails its submission alone."""
 
 
@@ -443,8 +445,8 @@ def _record(gb: Gradebook, info: dict[str, Any], reason: str | None, flag: bool 
 
 def _stand_in(nb: NotebookNode, info: dict[str, Any], reason: str) -> NotebookNode:
     """The notebook nbgrader grades in place of one it cannot: the reason, and nothing else."""
-    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
-    kernelspec = metadata.get("kernelspec")
+    metadata = nb.get("metadata")
+    kernelspec = metadata.get("kernelspec") if isinstance(metadata, dict) else None
     nb = from_dict({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
     if isinstance(kernelspec, dict):
         nb.metadata["kernelspec"] = kernelspec  # nbgrader replaces it with the released one

@@ -123,7 +123,7 @@ class ExecuteWithinLimits(Execute):
         # nbgrader reuses one instance for a whole run: per-notebook arguments are built from
         # the configured ones on every call, never appended to them.
         self._configured_arguments = list(self.extra_arguments)
-        self._configured_timeout = self.timeout
+        self._configured_timeout: int | None = self.timeout  # nbclient: Integer, allow_none
 
     def kernel_arguments(self) -> list[str]:
         """The configured kernel arguments plus this step's rlimit and output-cap start-up line."""

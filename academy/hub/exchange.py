@@ -23,6 +23,7 @@ import fnmatch
 import os
 import pwd
 import stat
+from collections.abc import Sequence
 from datetime import datetime
 
 from nbgrader.exchange.default.collect import ExchangeCollect
@@ -41,7 +42,7 @@ def _owner_uid(username: str) -> int | None:
 
 
 def copy_owned_tree(
-    source: str, dest: str, uid: int, max_bytes: int, ignore: list[str] = ()
+    source: str, dest: str, uid: int, max_bytes: int, ignore: Sequence[str] = ()
 ) -> list[str]:
     """Copy the regular files under ``source`` owned by ``uid`` into ``dest``, never following
     a link; return the relative paths left out."""

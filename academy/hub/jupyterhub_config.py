@@ -9,11 +9,18 @@ instructor's account), ``nbgrader-framework0-academy`` may discover it. See docs
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from academy.hub import COURSE_ID, FORMGRADE_GROUP, INSTRUCTORS_GROUP, STUDENT_GROUP
 from academy.hub.deploy import HubSettings, groups
 
-c = get_config()  # noqa: F821
+if TYPE_CHECKING:  # JupyterHub's config loader puts get_config() in this file's namespace
+    from traitlets.config import Config
+
+    def get_config() -> Config: ...
+
+
+c = get_config()
 settings = HubSettings.load(Path(os.environ["F0_HUB_SETTINGS"]))
 secret = settings.secret_dir
 venv_bin = settings.python_bin

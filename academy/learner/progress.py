@@ -25,7 +25,7 @@ from typing import Any
 
 from academy.errors import ProgressError
 from academy.manifest import Course
-from framework0.persistence import atomic_write, clean_temp_files
+from framework0 import atomic_write, clean_temp_files
 
 __all__ = [
     "CheckUpdate",

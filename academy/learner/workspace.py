@@ -32,7 +32,8 @@ class ResetPlan:
     module: Module
     exercise: Exercise
     path: Path
-    restored: list[str] = field(default_factory=list)  # grade ids of the cells put back
+    # grade ids of the cells put back (None: a solution cell without one)
+    restored: list[str | None] = field(default_factory=list)
     notebook: nbformat.NotebookNode | None = None
 
     @property

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado import web
 from tornado.httpserver import HTTPServer
@@ -37,6 +37,9 @@ from academy.errors import AcademyError
 from academy.service.bundle import course_bundle, digest
 from academy.service.queue import FairQueue, RateLimiter
 from academy.service.tasks import bundle_value
+
+if TYPE_CHECKING:  # distributed is imported when the service starts, not with this module
+    from distributed import Client, LocalCluster
 
 __all__ = ["GradingService", "Job", "load_tokens", "make_app", "serve"]
 
@@ -121,8 +124,8 @@ class GradingService:
         self.running: set[Job] = set()
         self.durations: list[float] = []
         self.finished_count = 0
-        self.client = None
-        self.cluster = None
+        self.client: Client | None = None  # set by start(): the service's Dask client
+        self.cluster: LocalCluster | None = None  # the embedded cluster, without --scheduler
         self._bundles: dict[str, Any] = {}
         self._wake = asyncio.Event()
         self._nthreads = 0
@@ -135,7 +138,7 @@ class GradingService:
         from distributed import Client, LocalCluster
 
         if self.scheduler:
-            self.client = await Client(self.scheduler, asynchronous=True, timeout="30s")
+            client = await Client(self.scheduler, asynchronous=True, timeout="30s")
         else:
             self.cluster = await LocalCluster(
                 n_workers=max(1, self.workers),
@@ -145,9 +148,10 @@ class GradingService:
                 host="127.0.0.1",
                 asynchronous=True,
             )
-            self.client = await Client(self.cluster, asynchronous=True)
+            client = await Client(self.cluster, asynchronous=True)
+        self.client = client
         if not self.scheduler:
-            await self.client.wait_for_workers(max(1, self.workers), timeout=120)
+            await client.wait_for_workers(max(1, self.workers), timeout=120)
         self._asked = -10.0
         await self._refresh()
         self._dispatcher = asyncio.ensure_future(self._dispatch())
@@ -158,7 +162,9 @@ class GradingService:
         if self.client is not None:
             await self.client.close()
         if self.cluster is not None:
-            await self.cluster.close()
+            closing = self.cluster.close()  # an awaitable: the cluster is asynchronous
+            if closing is not None:
+                await closing
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -224,6 +230,12 @@ class GradingService:
         slots = max(1, self._slots())
         return self._typical() * (1 + (position - 1) // slots)
 
+    def _started(self) -> Client:
+        """The Dask client; there from start() on (nothing is dispatched before)."""
+        if self.client is None:
+            raise RuntimeError("the grading service is not started")
+        return self.client
+
     def _slots(self) -> int:
         """Checks that may run at once: the cluster's threads, as last asked (``_refresh``)."""
         return max(1, self._nthreads) if self.client is not None else 0
@@ -236,7 +248,7 @@ class GradingService:
             return
         self._asked = now
         try:
-            self._nthreads = sum((await self.client.nthreads()).values())
+            self._nthreads = sum((await self._started().nthreads()).values())
         except Exception:  # noqa: BLE001 - the scheduler is busy or away: keep the last count
             pass
 
@@ -244,7 +256,7 @@ class GradingService:
         if module_id not in self._bundles:
             module = self.course.module(module_id)
             files = course_bundle(self.course, module)
-            self._bundles[module_id] = self.client.submit(  # recomputed if its workers die
+            self._bundles[module_id] = self._started().submit(  # recomputed if its workers die
                 bundle_value, files, key=f"f0-bundle-{digest(files)}", pure=False
             )
         return self._bundles[module_id]
@@ -268,7 +280,7 @@ class GradingService:
 
         try:
             bundle = await self._bundle(job.module)
-            future = self.client.submit(
+            future = self._started().submit(
                 check_notebook_task,
                 bundle,
                 job.module,
@@ -378,7 +390,7 @@ class ChecksHandler(_Handler):
             return "the body must be a JSON object with `module` and `notebook`", "", {}
         course = self.service.course
         try:
-            module = course.module(body.get("module"))
+            module = course.module(body.get("module", ""))  # missing: "", no module's id
         except (AcademyError, TypeError):
             known = ", ".join(m.id for m in course.modules)
             return f"unknown module {body.get('module')!r} (modules: {known})", "", {}

@@ -155,7 +155,7 @@ def _run_nbgrader(
 ) -> list[dict[str, Any]]:
     from nbgrader.api import Gradebook
 
-    from academy.build import tool_env
+    from academy.env import tool_env
     from academy.grading.parallel import _NBGRADER, _db_url, gradebook_rows, is_saved
 
     db = work / "gradebook.db"
