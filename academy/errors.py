@@ -14,6 +14,7 @@ from this module and from the module that raises it (``academy.manifest.Manifest
     ├── UsageError                                 what was asked of f0 cannot be done
     ├── SandboxUnavailable       (RuntimeError)    the sandbox is required, bwrap is missing
     ├── CaseFailed               (AssertionError)  a hidden check failed; shown to the learner
+    │   └── ExerciseNotPassed                      a grade cell's exercise lost points [learner]
     ├── NotARegularFile          (OSError)         a student's file is a link, FIFO, or too big
     ├── CertificateError         (ValueError)      a certificate cannot be made or trusted
     │   ├── KeyFileError                           a key file or key id is unusable; names it
@@ -23,13 +24,15 @@ from this module and from the module that raises it (``academy.manifest.Manifest
     ├── AccountCommandFailed     (CalledProcessError) a command run as an account failed [hub]
     ├── ServiceError                               the grading service refused a check [service]
     ├── BundleError              (ValueError)      a grading task's files cannot travel [service]
+    ├── UngradableNotebook                         nbgrader cannot read a submission  [grading]
     ├── LearnerError                               the learner's code hung or crashed [bridge]
     │   ├── LearnerTimeout                         a request ran past its deadline    [bridge]
     │   └── LearnerCrashed                         the worker process ended           [bridge]
     └── LearnerException                           the learner's code raised          [bridge]
 
-``[bridge]``, ``[hub]``, ``[service]``: defined beside the code that raises them
-(``academy.bridge.client``, ``academy.hub``, ``academy.service``).
+``[bridge]``, ``[grading]``, ``[hub]``, ``[learner]``, ``[service]``: defined beside the code
+that raises them (``academy.bridge.client``, ``academy.grading.sanitize``, ``academy.hub``,
+``academy.learner.incell``, ``academy.service``).
 """
 
 from __future__ import annotations

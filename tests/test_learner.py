@@ -53,8 +53,8 @@ def test_nbgrader_validate_fails_an_untouched_module_and_passes_a_solved_one(tmp
     assert "Success" not in output, output
     assert (
         "VALIDATION FAILED" in output
-        and "CaseFailed" in output
         and "Exercise 1.1 is not started" in output
+        and "incell.py" not in output  # the result in words, not the platform's traceback
     )
     nbformat.write(submission(COURSE, MODULE, unsolved=("ex_1_5_solution",)), notebook)
     half = run([NBGRADER, "validate", str(notebook)], root)

@@ -186,9 +186,14 @@ def learner_config(settings: HubSettings) -> Path:
         folder / "jupyter_server_config.py",
         "# Written by academy.hub: learners' servers have no instructor tools.\n"
         "c = get_config()  # noqa: F821\n"
-        f"c.ServerApp.jpserver_extensions = {dict.fromkeys(off, False)!r}\n",
+        f"c.ServerApp.jpserver_extensions = {dict.fromkeys(off, False)!r}\n"
+        "c.LabApp.expose_app_in_browser = True  # the check buttons (academy.learner.incell)\n"
+        "c.LabApp.news_url = None\n",
     )
-    hidden = [n for n in LEARNER_HIDDEN_PLUGINS if not n.endswith("assignment-list")]
+    # the exchange works on the hub: its Assignment List, and the menu that opens it, stay
+    hidden = [
+        n for n in LEARNER_HIDDEN_PLUGINS if not n.endswith(("assignment-list", "nbgrader:menu"))
+    ]
     _write(
         folder / "labconfig" / "page_config.json",
         json.dumps({"disabledExtensions": dict.fromkeys(hidden, True)}, indent=1) + "\n",

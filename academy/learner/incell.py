@@ -21,18 +21,115 @@ is graded once per saved version: the five grade cells of a module share one run
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from academy.errors import CaseFailed
 
-__all__ = ["ExerciseNotPassed", "check_exercise", "learner_notebook"]
+__all__ = ["ExerciseNotPassed", "check_exercise", "controls_script", "learner_notebook"]
 
 LEARNER_AREAS = ("work", "exercises")
-_cache: dict[tuple[str, str], object] = {}
+_cache: dict[tuple[str, str], Any] = {}
+
+# The buttons under each exercise (a JavaScript output, so it needs no ipywidgets round trip).
+# "Save and check" saves the notebook through JupyterLab's own command, then runs this grade
+# cell (or every grade cell), so the check always grades what the learner sees. The learner
+# lab exposes the application object (``LabApp.expose_app_in_browser``); elsewhere the output
+# says to save and run the cell. Hints are course.yaml's, shown one at a time.
+_CONTROLS = """
+(function (element, exercise, hints) {
+  const app = window.jupyterapp;
+  const box = document.createElement('div');
+  box.className = 'f0-check-controls';
+  box.style.margin = '4px 0';
+  const button = (label, title) => {
+    const b = document.createElement('button');
+    b.textContent = label; b.title = title;
+    b.className = 'jp-Button jp-mod-styled jp-mod-accept f0-button';
+    b.style.marginRight = '6px';
+    box.appendChild(b);
+    return b;
+  };
+  const nbgrader = (cell) => {
+    const m = cell.model;
+    return (m.getMetadata ? m.getMetadata('nbgrader') : m.metadata.get('nbgrader')) || {};
+  };
+  async function saveAndRun(keep) {
+    const panel = app.shell.currentWidget;
+    const notebook = panel && panel.content;
+    if (!notebook || !notebook.widgets) { return; }
+    await panel.context.save();
+    const cells = notebook.widgets.filter(keep);
+    for (const cell of cells) {
+      notebook.activeCellIndex = notebook.widgets.indexOf(cell);
+      await app.commands.execute('notebook:run-cell');
+    }
+  }
+  if (app) {
+    const own = button('Save and check ' + exercise,
+      'save the notebook, then grade exercise ' + exercise + ' with the hidden tests');
+    own.classList.add('f0-check-one');
+    own.onclick = () => saveAndRun((cell) => cell.node.contains(element));
+    const all = button('Save and check every exercise',
+      "save the notebook, then run the check of every exercise");
+    all.classList.add('f0-check-all');
+    all.onclick = () => saveAndRun((cell) => nbgrader(cell).grade === true);
+  } else {
+    const note = document.createElement('span');
+    note.textContent = 'To check again: save the notebook (Ctrl-S), then run this cell. ';
+    box.appendChild(note);
+  }
+  if (hints.length) {
+    const list = document.createElement('ol');
+    list.className = 'f0-hints';
+    const next = button('Next hint (' + hints.length + ')', 'show one more hint');
+    next.classList.add('f0-hint');
+    next.onclick = () => {
+      const li = document.createElement('li');
+      li.textContent = hints[list.children.length];
+      list.appendChild(li);
+      next.textContent = 'Next hint (' + (hints.length - list.children.length) + ' left)';
+      next.disabled = list.children.length >= hints.length;
+    };
+    box.appendChild(list);
+  }
+  element.appendChild(box);
+})(element, %s, %s);
+"""
 
 
-ExerciseNotPassed = CaseFailed  # an AssertionError: nbgrader counts the grade cell failed
+def controls_script(exercise: str, hints: list[str]) -> str:
+    """The JavaScript that draws the check buttons and hints under one exercise."""
+    return _CONTROLS % (json.dumps(exercise), json.dumps(list(hints)))
+
+
+def _show_controls(exercise: Any) -> None:
+    """Display the buttons in a notebook's kernel; nothing in nbgrader or a plain Python."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Javascript, display
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    display(Javascript(controls_script(exercise.id, exercise.hints)))
+
+
+class ExerciseNotPassed(CaseFailed):
+    """An exercise without full marks: the grade cell fails (nbgrader's Validate says so).
+
+    IPython shows ``_render_traceback_``'s lines instead of a traceback, so the learner reads
+    the result, not this module's code.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [
+            f"\x1b[31m{line}\x1b[0m" if line.lstrip().startswith("✗") else line
+            for line in str(self).split("\n")
+        ]
 
 
 def learner_notebook(module_id: str, cwd: Path | None = None):
@@ -72,6 +169,8 @@ def check_exercise(module_id: str, exercise_id: str) -> None:
     course, module, path = found
     import hashlib
 
+    _show_controls(module.exercise(exercise_id))
+
     from academy.learner.checking import check_notebook
 
     key = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
@@ -102,5 +201,6 @@ def check_exercise(module_id: str, exercise_id: str) -> None:
     raise ExerciseNotPassed(
         f"Exercise {exercise_id}: {line.score:g} / {line.exercise.points:g} with the hidden "
         f"tests (your notebook as last saved, {where}). Failing:\n{failures}\n{blocking}"
-        f"`f0 hint {module.id} {exercise_id}` gives a hint."
+        "Next hint: the button above, or `f0 hint "
+        f"{module.id} {exercise_id}` in a terminal."
     )

@@ -11,8 +11,12 @@ What the configuration does, and why:
 * **The learner's own files.** The lab opens ``work/`` (the workspace), so what the learner
   edits is never a tracked file that a course command regenerates, and ``solutions/`` is not
   in the file browser.
-* **No instructor tools.** Create Assignment, Formgrader and (without an nbgrader exchange) the
-  Assignment and Course lists are turned off: they fail or mislead in a learner's checkout.
+* **No instructor tools.** Create Assignment, Formgrader, the Nbgrader menu and (without an
+  nbgrader exchange) the Assignment and Course lists are turned off: they fail or mislead in a
+  learner's checkout. So is the news pop-up.
+* **Check in the notebook.** Each grade cell draws "Save and check" buttons and the hints
+  (``academy.learner.incell``); they save through JupyterLab's application object, which the
+  learner lab exposes to page scripts (``LabApp.expose_app_in_browser``).
   Validate stays: every grade cell runs the hidden-suite check (``academy.learner.incell``), so
   Validate fails whenever the hidden tests fail.
 """
@@ -38,6 +42,8 @@ LEARNER_HIDDEN_PLUGINS = (
     "@jupyter/nbgrader:formgrader",
     "@jupyter/nbgrader:assignment-list",
     "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:menu",  # its entries open the tools above
+    "@jupyterlab/apputils-extension:announcements",  # the news pop-up: no internet, no news
 )
 LEARNER_SERVER_EXTENSIONS_OFF = (
     "nbgrader.server_extensions.formgrader",
@@ -73,6 +79,16 @@ def configure(c: Any, start: Path | None = None) -> None:
         c.LabApp.default_url = f"/lab/tree/{first.id}/{first.notebook}"
     c.ServerApp.jpserver_extensions = {name: False for name in LEARNER_SERVER_EXTENSIONS_OFF}
     c.ServerApp.tornado_settings = {"page_config_hook": hide_instructor_tools}
+    lab_settings(c)
+
+
+def lab_settings(c: Any) -> None:
+    """Settings the learner lab shares with the hub's learner servers."""
+    # the check buttons under each exercise save the notebook through the application object
+    # (academy.learner.incell); a page script could reach it anyway, this only names it
+    c.LabApp.expose_app_in_browser = True
+    c.LabApp.news_url = None
+    c.LabApp.check_for_updates_class = "jupyterlab.NeverCheckForUpdate"
 
 
 def hide_instructor_tools(handler: Any, page_config: dict[str, Any]) -> dict[str, Any]:
