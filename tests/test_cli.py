@@ -7,6 +7,8 @@ the tests never touches the developer's own ``.f0/progress.json``.
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import stat
 import subprocess
@@ -155,6 +157,41 @@ def test_watch_rechecks_when_the_notebook_is_saved(tmp_path):
     assert proc.returncode == 0, output
     assert output.index("Context: 0 / 16") < output.index("Context: 16 / 16")
     assert json.loads(progress.read_text())["modules"]["module1"]["latest"]["score"] == 16
+
+
+def test_watch_redraws_the_screen_for_each_check_in_a_terminal(tmp_path):
+    import pty
+
+    root = course_copy(tmp_path)
+    notebook = tmp_path / "watched.ipynb"
+    shutil.copy(COURSE.release_notebook(MODULE), notebook)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [*F0, "watch", "1", str(notebook), "--max-checks", "1"],
+        cwd=root,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+    )
+    os.close(follower)
+    output = b""
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    output += os.read(leader, 65536)
+                except OSError:
+                    break
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(leader)
+    text = output.decode("utf-8", "replace")
+    assert "\x1b[2J" in text, text[-2000:]  # cleared before the check was drawn
+    assert text.index("\x1b[2J") < text.index("Context: 0 / 16")
 
 
 def test_the_watcher_checks_once_per_burst_of_writes(tmp_path):

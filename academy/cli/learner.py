@@ -154,6 +154,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     results: list[int] = []
 
     def run_check() -> None:
+        # Rustlings' watch screen: each check replaces the last one instead of scrolling
+        # (a terminal only; piped output keeps every check, for logs and tests)
+        console.clear()
         results.append(check.run())
         console.print(f"[dim]Watching {escape(str(path))} for changes (Ctrl-C to stop)...[/dim]")
 
