@@ -10,6 +10,7 @@ fingerprint, is graded again and must come out as its report says.
 from __future__ import annotations
 
 import ast
+import functools
 import random
 import re
 
@@ -32,9 +33,14 @@ SAMPLE = 3  # mutants per module graded again in make test
 GOAL = 0.95
 
 
+@functools.cache
+def mutants_of(module_id: str):
+    return generate_mutants(COURSE, COURSE.module(module_id))
+
+
 @pytest.fixture(scope="module")
 def module1_mutants():
-    return generate_mutants(COURSE, COURSE.module("module1"))
+    return mutants_of("module1")
 
 
 def test_mutants_come_from_cosmic_ray_and_change_one_line(module1_mutants):
@@ -87,7 +93,7 @@ def test_equivalence_records_give_reasons_and_match_a_mutant(module):
     records = load_equivalents(COURSE, module)
     if not records:
         return
-    signatures = {m.signature for m in generate_mutants(COURSE, module)[0]}
+    signatures = {m.signature for m in mutants_of(module.id)[0]}
     for record in records:
         assert len(record.reason.split()) >= 4, f"say why {record} is equivalent"
         assert record.signature in signatures, f"{record} matches no mutant any more"
@@ -98,7 +104,7 @@ def test_a_sample_of_mutants_grades_as_its_report_says(module):
     path = mutation.records_dir(COURSE) / f"{module.id}.md"
     survivors = survivors_in_report(path.read_text(encoding="utf-8")) if path.is_file() else set()
     equivalent = {e.signature for e in load_equivalents(COURSE, module)}
-    mutants, _ = generate_mutants(COURSE, module)
+    mutants, _ = mutants_of(module.id)
     seed = fingerprint(solution_cells(COURSE, module))
     for m in random.Random(seed).sample(mutants, SAMPLE):
         if m.signature in equivalent:

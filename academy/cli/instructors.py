@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from academy import manifest
 from academy.cli.common import console
+from academy.errors import UsageError
 
 __all__ = ["add_commands", "cmd_autograde", "cmd_serve"]
 
@@ -89,12 +91,24 @@ def cmd_autograde(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from academy.service.server import GradingService, load_tokens, serve
+    from academy.service.server import GradingService, HubTokens, load_tokens, serve
 
     course = manifest.load(Path(args.course) if args.course else None)
+    if args.hub:
+        api_url, api_token = (
+            os.environ.get(v) for v in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN")
+        )
+        if not api_url or not api_token:
+            raise UsageError(
+                "f0 serve --hub: JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN are not set "
+                "(JupyterHub sets both for a service it starts; docs/service.md)"
+            )
+        who: Any = HubTokens(api_url, api_token)
+    else:
+        who = load_tokens(Path(args.tokens))
     service = GradingService(
         course,
-        load_tokens(Path(args.tokens)),
+        who,
         scheduler=args.scheduler or os.environ.get("F0_DASK_SCHEDULER") or None,
         workers=args.workers,
         rate=args.rate,
@@ -145,7 +159,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Serves checks over HTTP (see docs/service.md): learners POST a notebook "
         "with their token and get f0 check's report; grading runs on Dask.",
     )
-    srv.add_argument("--tokens", required=True, help="file of `learner token` lines")
+    who = srv.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tokens", help="file of `learner token` lines (standalone)")
+    who.add_argument(
+        "--hub",
+        action="store_true",
+        help="learners send their JupyterHub API token; run as a hub service "
+        "(JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN are read from the environment)",
+    )
     srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     srv.add_argument("--port", type=int, default=8790, help="port (default 8790; 0: any)")
     srv.add_argument("--course", help="course folder (default: the one holding course.yaml)")

@@ -4,7 +4,8 @@ check sends the notebook there and gets back the same ``SuiteReport`` a local ch
 Configuration, first found wins:
 
 * environment: ``F0_SERVICE_URL`` (e.g. ``http://grader.example.org:8790``) and
-  ``F0_SERVICE_TOKEN`` (the learner's course token);
+  ``F0_SERVICE_TOKEN`` (the learner's course token), or on JupyterHub the learner's own
+  ``JUPYTERHUB_API_TOKEN`` for a service started with ``f0 serve --hub``;
 * ``.f0/service.yaml`` in the course folder::
 
       service:
@@ -55,10 +56,14 @@ class ServiceConfig:
 
 
 def service_config(course: Course | None = None) -> ServiceConfig | None:
-    url, token = os.environ.get("F0_SERVICE_URL"), os.environ.get("F0_SERVICE_TOKEN")
+    url = os.environ.get("F0_SERVICE_URL")
+    # on JupyterHub the learner's own server token says who they are (f0 serve --hub)
+    token = os.environ.get("F0_SERVICE_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN")
     if url:
         if not token:
-            raise ServiceError("F0_SERVICE_URL is set but F0_SERVICE_TOKEN is not")
+            raise ServiceError(
+                "F0_SERVICE_URL is set but neither F0_SERVICE_TOKEN nor JUPYTERHUB_API_TOKEN is"
+            )
         return ServiceConfig(url.rstrip("/"), token)
     if course is None:
         return None

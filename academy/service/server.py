@@ -41,7 +41,7 @@ from academy.service.tasks import bundle_value
 if TYPE_CHECKING:  # distributed is imported when the service starts, not with this module
     from distributed import Client, LocalCluster
 
-__all__ = ["GradingService", "Job", "load_tokens", "make_app", "serve"]
+__all__ = ["CourseTokens", "GradingService", "HubTokens", "Job", "load_tokens", "make_app", "serve"]
 
 log = logging.getLogger("academy.service")
 
@@ -88,13 +88,48 @@ def load_tokens(path: Path) -> dict[str, str]:
     return tokens
 
 
+class CourseTokens:
+    """Standalone: the course's own tokens (``--tokens FILE``), each naming one learner."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self.tokens = dict(tokens)
+
+    async def learner(self, token: str) -> str | None:
+        given, found = token.encode(), None
+        for known, learner in self.tokens.items():  # compare with every token: constant time
+            if hmac.compare_digest(known.encode(), given):
+                found = learner
+        return found
+
+
+class HubTokens:
+    """On JupyterHub: a learner sends their own hub API token (``JUPYTERHUB_API_TOKEN``, which
+    every single-user server has) and the hub says whose it is (JupyterHub's ``HubAuth``,
+    answers cached for ``cache_seconds``). Service and server tokens name no learner."""
+
+    def __init__(self, api_url: str, api_token: str, cache_seconds: int = 60) -> None:
+        from jupyterhub.services.auth import HubAuth
+
+        self.auth = HubAuth(api_url=api_url, api_token=api_token, cache_max_age=cache_seconds)
+
+    async def learner(self, token: str) -> str | None:
+        model = await self.auth.user_for_token(token, sync=False)
+        if not model or model.get("kind", "user") != "user":
+            return None
+        return str(model["name"])
+
+
 class GradingService:
-    """The queue, the limits and the Dask client behind the HTTP handlers."""
+    """The queue, the limits and the Dask client behind the HTTP handlers.
+
+    ``tokens``: the course's ``learner token`` pairs, or an authenticator such as
+    ``HubTokens`` (anything with ``async learner(token) -> name | None``).
+    """
 
     def __init__(
         self,
         course: manifest.Course,
-        tokens: dict[str, str],
+        tokens: dict[str, str] | CourseTokens | HubTokens,
         scheduler: str | None = None,
         workers: int = 2,
         rate: int = 10,
@@ -112,7 +147,7 @@ class GradingService:
             limits = asdict(configured) if limits is None else limits
             suite_timeout = timeout if suite_timeout is None else suite_timeout
         self.course = course
-        self.tokens = dict(tokens)
+        self.auth = CourseTokens(tokens) if isinstance(tokens, dict) else tokens
         self.scheduler = scheduler
         self.workers = workers
         self.rate = RateLimiter(rate)
@@ -168,15 +203,11 @@ class GradingService:
 
     # --- requests -----------------------------------------------------------------------------
 
-    def learner(self, header: str | None) -> str | None:
-        if not header or not header.startswith("Bearer "):
+    async def learner(self, header: str | None) -> str | None:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not token.strip():
             return None
-        given = header[len("Bearer ") :].strip().encode()
-        found = None
-        for token, learner in self.tokens.items():  # compare with every token: constant time
-            if hmac.compare_digest(token.encode(), given):
-                found = learner
-        return found
+        return await self.auth.learner(token.strip())
 
     def submit(self, learner: str, module: str, notebook: dict[str, Any]) -> Job:
         job = Job(uuid.uuid4().hex, learner, module, notebook)
@@ -337,8 +368,8 @@ class _Handler(web.RequestHandler):
         message = messages.get(status_code, self._reason or "internal error")
         self.finish(json.dumps({"error": message}))
 
-    def authenticate(self) -> str | None:
-        learner = self.service.learner(self.request.headers.get("Authorization"))
+    async def authenticate(self) -> str | None:
+        learner = await self.service.learner(self.request.headers.get("Authorization"))
         if learner is None:
             self.fail(
                 401,
@@ -349,8 +380,8 @@ class _Handler(web.RequestHandler):
 
 
 class ChecksHandler(_Handler):
-    def post(self) -> None:
-        learner = self.authenticate()
+    async def post(self) -> None:
+        learner = await self.authenticate()
         if learner is None:
             return
         wait = self.service.rate.allow(learner)
@@ -413,7 +444,7 @@ class ChecksHandler(_Handler):
 class CheckHandler(_Handler):
     async def get(self, job_id: str) -> None:
         """``?wait=S`` (at most 30): answer when the check changes state or S seconds pass."""
-        learner = self.authenticate()
+        learner = await self.authenticate()
         if learner is None:
             return
         job = self.service.jobs.get(job_id)
