@@ -484,6 +484,10 @@ def test_2_3_culprit_none(learner):
     check(got is None, f"an entry whose before (not after) is the bad value gave {got!r}")
     got = learner.find_culprit(CULPRIT_HISTORY, "order.review", "cancelled")
     check(got == CULPRIT_HISTORY[4], f"for order.review it returned {got!r}")
+    # an earlier bad write of another key, whose name sorts after the key asked about
+    other = [entry(1.0, "tagger", "order.tag", None, "bad"), entry(2.0, "bug", "k", None, "bad")]
+    got = learner.find_culprit(other, "k", "bad")
+    check(got == other[1], f"an earlier write of another key (order.tag) was returned: {got!r}")
 
 
 @case(
@@ -556,7 +560,7 @@ def test_2_3_rollback_repeated(learner):
         ("shipping", "order.status", "shipped"),
         ("bug_simulator", "order.status", "cancelled"),
         ("retry_job", "order.status", "cancelled"),
-        ("notes", "order.note", "call back"),
+        ("tracker", "order.tracking", "parcel 7"),  # another key, sorting after order.status
         ("retry_job", "order.status", "cancelled"),
     ]
     ctx = context_with(learner, writes)
@@ -613,6 +617,15 @@ def test_2_3_rollback_nothing_to_do(learner):
     result = learner.rollback(ctx, "order.missing", None, "support")
     check(result is False, f"for a missing key and bad_value None it returned {result!r}")
     check(untouched(ctx) == before, "the context changed")
+    # a current value that differs from the bad one and sorts before it
+    ctx = context_with(
+        learner,
+        [("bug_simulator", "order.status", "cancelled"), ("support", "order.status", "accepted")],
+    )
+    before = untouched(ctx)
+    result = learner.rollback(ctx, "order.status", "cancelled", "support")
+    check(result is False, f"for the value 'accepted' (not the bad value) it returned {result!r}")
+    check(untouched(ctx) == before, "the context changed although its value was not the bad one")
 
 
 @case(
@@ -743,7 +756,8 @@ def test_2_4_types_mismatch(learner):
 )
 def test_2_4_types_none_and_missing(learner):
     _, v = validator(learner, {"user.age": None, "user.nick": None})
-    specs = expr("{'user.age': int, 'user.height': float, 'user.nick': (str, type(None))}")
+    # the missing key first: skipping it must not end the check
+    specs = expr("{'user.height': float, 'user.age': int, 'user.nick': (str, type(None))}")
     result = v.validate_data_types(specs)
     check(result is False, f"a stored None for an int: it returned {result!r}")
     expected = [err("user.age", "wrong_type", "int", "NoneType")]
