@@ -69,6 +69,7 @@ def path_object(path: Path) -> expr:
     0.5,
     "DeltaPersister(storage_dir) must create a missing folder (with its parents) and "
     "accept an existing folder, given as a str or a pathlib.Path",
+    rules=("3.1-b", "3.1-c", "3.1-d"),
 )
 def test_3_1_folder(learner, folder):
     nested = folder / "missing" / "state"
@@ -90,9 +91,10 @@ def test_3_1_folder(learner, folder):
     0.75,
     "save_snapshot() must write the whole state to snapshot_NNN.json (NNN = 001, 002, ...), "
     "return the id 'NNN' and clear the context's dirty keys",
+    rules=("3.1-a", "3.1-e", "3.1-h", "3.1-j", "3.1-k", "3.1-m"),
 )
 def test_3_1_snapshot(learner, folder):
-    state = {"app.name": "Shop", "orders": [1, {"id": 2}], "flag": None}
+    state = {"app.name": "Shöp ✓", "orders": [1, {"id": 2}], "flag": None}
     ctx = make_context(learner, state)
     persister = learner.DeltaPersister(str(folder))
     first = persister.save_snapshot(ctx)
@@ -121,6 +123,7 @@ def test_3_1_snapshot(learner, folder):
     0.75,
     "save_delta() must write exactly the dirty keys with their current values to "
     "delta_NNN_MMM.json, return the id 'NNN_MMM' and clear the dirty keys",
+    rules=("3.1-a", "3.1-i", "3.1-j", "3.1-n"),
 )
 def test_3_1_delta(learner, folder):
     ctx = make_context(learner, {"a": 1, "b": 2, "z": "same"})
@@ -153,6 +156,7 @@ def test_3_1_delta(learner, folder):
     0.5,
     "after a new snapshot, delta numbering must start again at 001 for that snapshot "
     "(delta_002_001 follows snapshot_002)",
+    rules=("3.1-f", "3.1-m", "3.1-n"),
 )
 def test_3_1_numbering_resets(learner, folder):
     ctx = learner.Context()
@@ -183,6 +187,7 @@ def test_3_1_numbering_resets(learner, folder):
     "3.1",
     0.5,
     "save_delta() with no dirty keys must write no file, return None and not use up a delta number",
+    rules=("3.1-o",),
 )
 def test_3_1_empty_delta(learner, folder):
     ctx = make_context(learner, {"a": 1})
@@ -205,7 +210,12 @@ def test_3_1_empty_delta(learner, folder):
     )
 
 
-@case("3.1", 0.25, "save_delta() before this object saved any snapshot must raise RuntimeError")
+@case(
+    "3.1",
+    0.25,
+    "save_delta() before this object saved any snapshot must raise RuntimeError",
+    rules=("3.1-p",),
+)
 def test_3_1_delta_needs_snapshot(learner, folder):
     ctx = make_context(learner, {"a": 1})
     raises(
@@ -228,6 +238,7 @@ def test_3_1_delta_needs_snapshot(learner, folder):
     "load_full_state(id) must return a new Context holding that snapshot with its deltas "
     "applied in order, with no history and no dirty keys, read from the folder alone",
     critical=True,
+    rules=("3.1-q", "3.1-r", "3.1-s", "3.1-u"),
 )
 def test_3_1_load(learner, folder):
     ctx = make_context(learner, {"app.name": "Shop", "orders.pending": 0, "tags": ["a"]})
@@ -255,6 +266,18 @@ def test_3_1_load(learner, folder):
     dirty = loaded.pop_dirty_keys()
     check(dirty == [], f"the loaded context has dirty keys {dirty!r}")
 
+    again = persister.load_full_state("002")
+    check(
+        not learner.same(loaded, again),
+        "two calls of load_full_state('002') returned the same Context object, not a new one",
+    )
+    loaded.set("tags", ["changed"], who="grader")
+    reloaded = again.to_dict()
+    check(
+        reloaded == chain_two,
+        f"changing one loaded context changed another loaded one: it became {reloaded!r}",
+    )
+
     older = persister.load_full_state("001").to_dict()
     check(older == chain_one, f"load_full_state('001') gave {older!r}, expected {chain_one!r}")
     fresh = learner.DeltaPersister(str(folder)).load_full_state("002").to_dict()
@@ -269,7 +292,9 @@ def test_3_1_load(learner, folder):
 @case(
     "3.1",
     0.25,
-    "load_full_state() must raise FileNotFoundError for an id with no snapshot file",
+    "load_full_state(id) must raise FileNotFoundError when there is no file "
+    "snapshot_<id>.json, whatever other files the folder holds",
+    rules=("3.1-t",),
 )
 def test_3_1_unknown_snapshot(learner, folder):
     persister = learner.DeltaPersister(str(folder))
@@ -281,6 +306,19 @@ def test_3_1_unknown_snapshot(learner, folder):
         lambda: persister.load_full_state("007"),
         "FileNotFoundError",
         "for '007' when only snapshots 001 and 002 exist",
+    )
+    raises(
+        lambda: persister.load_full_state("1"),
+        "FileNotFoundError",
+        "for '1' (there is a snapshot_001.json, but no snapshot_1.json)",
+    )
+    ctx.set("a", 2, who="grader")
+    persister.save_delta(ctx)
+    (folder / "snapshot_002.json").unlink()
+    raises(
+        lambda: persister.load_full_state("002"),
+        "FileNotFoundError",
+        "for '002' after snapshot_002.json was deleted (its delta file is still there)",
     )
 
 
@@ -311,6 +349,7 @@ def delta_loop(learner, ctx, persister, n: int) -> list[Any]:
     "with 1,000+ deltas, file names must be padded to at least 3 digits (delta_001_1000) "
     "and load_full_state() must apply deltas in numeric order, not text order",
     critical=True,
+    rules=("3.1-g", "3.1-i", "3.1-r"),
 )
 def test_3_1_many_deltas(learner, folder):
     ctx = make_context(learner, {"counter": 0})
@@ -342,6 +381,7 @@ def test_3_1_many_deltas(learner, folder):
     "a new DeltaPersister on a folder that already holds snapshots must continue after "
     "the highest snapshot number, never overwriting earlier files",
     critical=True,
+    rules=("3.1-d", "3.1-g", "3.1-l"),
 )
 def test_3_1_numbering_continues(learner, folder):
     ctx = make_context(learner, {"run": 1})
@@ -360,6 +400,28 @@ def test_3_1_numbering_continues(learner, folder):
     ctx.set("run", 3, who="grader")
     delta_id = restarted.save_delta(ctx)
     check(delta_id == "003_001", f"its first delta returned {delta_id!r}")
+
+    for found, expected in ((["003", "010"], "011"), (["998", "1000", "999"], "1001")):
+        earlier = folder / f"gaps-{expected}"
+        earlier.mkdir()
+        for number in found:
+            (earlier / f"snapshot_{number}.json").write_text('{"run": 0}', encoding="utf-8")
+        (earlier / f"delta_{found[-1]}_001.json").write_text('{"run": 1}', encoding="utf-8")
+        before = {name: (earlier / name).read_bytes() for name in listing(earlier)}
+        snapshot_id = learner.DeltaPersister(str(earlier)).save_snapshot(ctx)
+        check(
+            snapshot_id == expected,
+            f"in a folder holding snapshots {', '.join(found)} the next snapshot was "
+            f"{snapshot_id!r}, expected {expected!r} (one more than the highest number)",
+        )
+        after = {name: (earlier / name).read_bytes() for name in before}
+        check(
+            after == before, f"next to snapshots {', '.join(found)} an earlier file was overwritten"
+        )
+        check(
+            (earlier / f"snapshot_{expected}.json").is_file(),
+            f"snapshot_{expected}.json was not written; the folder holds {listing(earlier)}",
+        )
 
 
 # The property: whatever sequence of writes and saves, every snapshot loads back as the
@@ -434,6 +496,7 @@ def replay(learner, ops: list[tuple]) -> None:
     "for any sequence of sets, snapshots and deltas, load_full_state(id) must give the "
     "state at the last save of that snapshot's chain",
     critical=True,
+    rules=("3.1-k", "3.1-n", "3.1-r"),
 )
 def test_3_1_property(learner):
     fatal: list[LearnerError] = []
@@ -468,8 +531,11 @@ CLOCK = (
 SENDER = (
     "type('Sender', (), {'__module__': 'grader', "
     "'__init__': lambda self: (setattr(self, 'received', []), setattr(self, 'tried', []), "
-    "setattr(self, 'error', None))[0], "
-    "'__call__': lambda self, items: (self.tried.append(dict(items)), "
+    "setattr(self, 'dicts', []), setattr(self, 'error', None), setattr(self, 'clock', None), "
+    "setattr(self, 'takes', 0.0))[0], "
+    "'__call__': lambda self, items: (self.dicts.append(isinstance(items, dict)), "
+    "self.tried.append(dict(items)), "
+    "None if self.clock is None else setattr(self.clock, 'now', self.clock.now + self.takes), "
     "(_ for _ in ()).throw(self.error) if self.error is not None "
     "else self.received.append(dict(items)))[-1]})()"
 )
@@ -506,9 +572,10 @@ ZERO_STATS = {"syncs": 0, "failures": 0, "keys_written": 0}
 
 @case(
     "3.2",
-    1,
+    0.75,
     "should_sync(dirty_count) must return True exactly when dirty_count >= sync_threshold "
     "(before the time threshold has passed)",
+    rules=("3.2-b", "3.2-k"),
 )
 def test_3_2_count_rule(learner):
     clock = fake_clock(learner, 0.0)
@@ -527,6 +594,7 @@ def test_3_2_count_rule(learner):
     0.5,
     "should_sync() must return True once clock() - last_sync_time >= time_threshold "
     "and at least one key is dirty",
+    rules=("3.2-c", "3.2-g", "3.2-i", "3.2-l"),
 )
 def test_3_2_time_rule(learner):
     clock = fake_clock(learner, 100.0)
@@ -547,6 +615,7 @@ def test_3_2_time_rule(learner):
     0.5,
     "should_sync(0) must be False however much time has passed and whatever the "
     "thresholds (even sync_threshold=0), and should_sync() must change nothing",
+    rules=("3.2-m", "3.2-n"),
 )
 def test_3_2_no_dirty_keys(learner):
     clock = fake_clock(learner, 5.0)
@@ -574,6 +643,7 @@ def test_3_2_no_dirty_keys(learner):
     "perform_sync(ctx) must send the dirty keys with their current values once, clear "
     "them, count syncs and keys_written, and return True",
     critical=True,
+    rules=("3.2-d", "3.2-o", "3.2-p", "3.2-r", "3.2-s"),
 )
 def test_3_2_successful_sync(learner):
     clock = fake_clock(learner, 0.0)
@@ -595,6 +665,12 @@ def test_3_2_successful_sync(learner):
     check(sync.perform_sync(ctx) is True, "a second successful sync did not return True")
     received = sender.received.value()
     check(received[1:] == [{"c": [3]}], f"the second sync sent {received[1:]!r}")
+    dicts = sender.dicts.value()
+    check(
+        dicts == [True, True],
+        f"send() must be called once per sync with one dict {{key: value}}; over two syncs "
+        f"it was called {len(dicts)} time(s), with a dict: {dicts!r}",
+    )
     stats = sync.stats.value()
     check(
         stats == {"syncs": 2, "failures": 0, "keys_written": 3},
@@ -608,6 +684,7 @@ def test_3_2_successful_sync(learner):
     "when send() raises, perform_sync() must return False without raising, count a "
     "failure, and keep every key dirty so the next sync sends it",
     critical=True,
+    rules=("3.2-e", "3.2-r", "3.2-t", "3.2-u"),
 )
 def test_3_2_failed_sync(learner):
     clock = fake_clock(learner, 0.0)
@@ -638,13 +715,20 @@ def test_3_2_failed_sync(learner):
         stats == {"syncs": 1, "failures": 2, "keys_written": 3},
         f"after two failures and one sync of 3 keys stats was {stats!r}",
     )
+    tried = sender.tried.value()
+    check(
+        tried == [{"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3}, expected[0]],
+        f"three perform_sync() calls (two failing) must call send() once each; it was "
+        f"called with {tried!r}",
+    )
 
 
 @case(
     "3.2",
     0.5,
-    "last_sync_time must be clock() at creation, then clock() after each successful sync; "
-    "a failed sync must not change it",
+    "last_sync_time must be clock() at creation, then clock() read after each successful "
+    "sync (once send() has returned); a failed sync must not change it",
+    rules=("3.2-g", "3.2-i", "3.2-j", "3.2-s"),
 )
 def test_3_2_last_sync_time(learner):
     clock = fake_clock(learner, 42.0)
@@ -654,17 +738,25 @@ def test_3_2_last_sync_time(learner):
     check(start == 42.0, f"at creation (clock 42.0) last_sync_time was {start!r}")
     ctx = make_context(learner, {"a": 1})
     set_time(clock, 50.0)
+    sender.clock = clock
+    sender.takes = 3.0  # the test's send() moves the clock on by 3 s while it sends
     sync.perform_sync(ctx)
+    confirm(clock() == 53.0, "moving the test clock while send() runs")
     after = sync.last_sync_time.value()
-    check(after == 50.0, f"after a successful sync at 50.0 last_sync_time was {after!r}")
+    check(
+        after == 53.0,
+        f"a sync started at 50.0 whose send() returned at 53.0 left last_sync_time at "
+        f"{after!r}; it must be clock() read after the successful sync",
+    )
+    set_time(clock, 62.5)
     answer = sync.should_sync(1)
-    check(answer is False, f"right after a sync, should_sync(1) returned {answer!r}")
+    check(answer is False, f"9.5 s after the last sync, should_sync(1) returned {answer!r}")
     ctx.set("a", 2, who="grader")
     set_time(clock, 70.0)
     set_error(sender, expr("ConnectionError('down')"), "ConnectionError")
     sync.perform_sync(ctx)
     kept = sync.last_sync_time.value()
-    check(kept == 50.0, f"after a failed sync at 70.0 last_sync_time was {kept!r}, not 50.0")
+    check(kept == 53.0, f"after a failed sync at 70.0 last_sync_time was {kept!r}, not 53.0")
     answer = sync.should_sync(1)
     check(answer is True, f"20 s after the last good sync, should_sync(1) returned {answer!r}")
 
@@ -674,7 +766,8 @@ def test_3_2_last_sync_time(learner):
     0.5,
     "stats must start as exactly {'syncs': 0, 'failures': 0, 'keys_written': 0}; "
     "perform_sync() with nothing dirty must return True without calling send(); "
-    "send=None must make every sync succeed",
+    "send=None must make every sync succeed and count in stats and last_sync_time",
+    rules=("3.2-f", "3.2-h", "3.2-q"),
 )
 def test_3_2_stats_and_edges(learner):
     clock = fake_clock(learner, 0.0)
@@ -691,6 +784,7 @@ def test_3_2_stats_and_edges(learner):
     check(sync.last_sync_time.value() == 0.0, "with nothing dirty last_sync_time changed")
     silent = smart_sync(learner, 3, 10.0, send=None, clock=clock)
     ctx.set("a", 1, who="grader")
+    set_time(clock, 7.0)
     result = silent.perform_sync(ctx)
     check(result is True, f"with send=None perform_sync() returned {result!r}")
     stats = silent.stats.value()
@@ -699,6 +793,48 @@ def test_3_2_stats_and_edges(learner):
         f"with send=None stats became {stats!r}",
     )
     check(ctx.pop_dirty_keys() == [], "with send=None the dirty keys were not cleared")
+    last = silent.last_sync_time.value()
+    check(last == 7.0, f"with send=None a sync at 7.0 left last_sync_time at {last!r}")
+
+
+@case(
+    "3.2",
+    0.25,
+    "SmartSync() must default to sync_threshold=5, time_threshold=30.0, send=None and "
+    "clock=time.time",
+    rules=("3.2-a",),
+)
+def test_3_2_defaults(learner):
+    clock = fake_clock(learner, 1000.0)
+    sync = learner.SmartSync(clock=clock)
+    answers = [sync.should_sync(n) for n in (4, 5)]
+    check(
+        answers == [False, True],
+        f"with the default sync_threshold, should_sync(4) and (5) gave {answers!r}",
+    )
+    set_time(clock, 1029.5)
+    early = sync.should_sync(1)
+    set_time(clock, 1030.0)
+    due = sync.should_sync(1)
+    check(
+        (early, due) == (False, True),
+        f"with the default time_threshold, should_sync(1) 29.5 s and 30 s after creation "
+        f"gave {(early, due)!r}",
+    )
+    ctx = make_context(learner, {"a": 1})
+    result = sync.perform_sync(ctx)
+    stats = sync.stats.value()
+    check(
+        result is True and stats == {"syncs": 1, "failures": 0, "keys_written": 1},
+        f"with the default send, perform_sync() returned {result!r} and stats became {stats!r}",
+    )
+    before = time.time()
+    plain = learner.SmartSync()
+    start = plain.last_sync_time.value()
+    check(
+        isinstance(start, float) and before - 5 <= start <= time.time() + 5,
+        f"with the default clock, last_sync_time at creation was {start!r}, not time.time()",
+    )
 
 
 # --------------------------------------------------------------------------- exercise 3.3
@@ -742,7 +878,9 @@ def workload(seed: int, count: int) -> list[list[Any]]:
     "3.3",
     1,
     "measure_persistence() must count one full-state write per change without tracking, "
-    "and one dirty-keys write per batch (plus a final partial batch) with tracking",
+    "and one dirty-keys write per batch (plus a final partial batch) with tracking, each "
+    "costing the bytes of json.dumps with its default arguments",
+    rules=("3.3-b", "3.3-c", "3.3-d", "3.3-e"),
 )
 def test_3_3_small(learner):
     example = [["a", 1], ["b", 2], ["a", 3]]
@@ -759,6 +897,14 @@ def test_3_3_small(learner):
         got == expected,
         f"for {changes!r} with batch_size=3 it returned {got!r}, expected {expected!r}",
     )
+    text = [["café", "naïve ✓"], ["名前", "世界"], ["café", "ü"], ["café", "ü"], ["n", 1.5]]
+    got = learner.measure_persistence(text, 2)
+    expected = expected_measure(text, 2)
+    check(
+        got == expected,
+        f"for {text!r} with batch_size=2 it returned {got!r}, expected {expected!r} (bytes "
+        "are those of json.dumps with its default arguments, which escapes non-ASCII text)",
+    )
 
 
 @case(
@@ -766,6 +912,7 @@ def test_3_3_small(learner):
     1,
     "measure_persistence() must give the exact operations and bytes on a 1,200-change "
     "workload, for any batch size",
+    rules=("3.3-b", "3.3-c", "3.3-d"),
 )
 def test_3_3_workload(learner):
     changes = workload(2024, 1200)
@@ -784,6 +931,7 @@ def test_3_3_workload(learner):
     0.5,
     "measure_persistence() must give zeros for no changes and raise ValueError for a "
     "batch_size below 1 or not an int (a bool is not an int here)",
+    rules=("3.3-f", "3.3-g"),
 )
 def test_3_3_edges(learner):
     zeros = {
@@ -793,7 +941,7 @@ def test_3_3_edges(learner):
     for batch_size in (1, 10):
         got = learner.measure_persistence([], batch_size)
         check(got == zeros, f"for no changes (batch_size={batch_size}) it returned {got!r}")
-    for batch_size in (0, -3, True, False, 2.0):
+    for batch_size in (0, -3, True, False, 2.0, 1.5, "3", None):
         raises(
             lambda b=batch_size: learner.measure_persistence([["a", 1]], b),
             "ValueError",
@@ -805,7 +953,8 @@ def test_3_3_edges(learner):
     "3.3",
     0.5,
     "measure_persistence() must return ints in exactly the documented dict, using a "
-    "fresh Context on every call",
+    "fresh Context on every call, for changes given as lists or tuples",
+    rules=("3.3-a", "3.3-e"),
 )
 def test_3_3_shape(learner):
     changes = workload(7, 40)
@@ -824,3 +973,10 @@ def test_3_3_shape(learner):
     )
     check(shape_ok, f"it returned {first!r}")
     check(first == expected_measure(changes, 4), f"for 40 changes it returned {first!r}")
+    pairs = [tuple(change) for change in changes[:9]]
+    got = learner.measure_persistence(pairs, 4)
+    expected = expected_measure(changes[:9], 4)
+    check(
+        got == expected,
+        f"for 9 changes given as (key, value) tuples it returned {got!r}, expected {expected!r}",
+    )

@@ -61,7 +61,8 @@ def well_formed(learner, issues):
     "4.1",
     0.5,
     "validate_for_json() must return (True, []) and record nothing for candidates that are "
-    "all JSON data",
+    "all JSON data, subclasses of dict, list, str and int included",
+    rules=("4.1-h", "4.1-k", "4.1-l", "4.1-r", "4.1-x"),
 )
 def test_4_1_valid(learner):
     v = validator(learner)
@@ -70,7 +71,10 @@ def test_4_1_valid(learner):
         "'empty': [], 'nested': {'a': [1, {'b': [None, False, '']}], 'c': {}}, "
         f"'edge': [{MAX_SAFE_INTEGER}, {-MAX_SAFE_INTEGER}], 'huge_float': 1e300, "
         "'ordered': __import__('collections').OrderedDict(a=1), "
-        "'level': __import__('enum').IntEnum('Level', 'LOW HIGH').HIGH}"
+        "'level': __import__('enum').IntEnum('Level', 'LOW HIGH').HIGH, "
+        "'color': __import__('enum').Enum('Color', {'RED': 'réd'}, type=str).RED, "
+        "'counts': __import__('collections').defaultdict(int, {'a': 1}), "
+        "'items': type('Items', (list,), {})([1, 'two', [3.5]])}"
     )
     result = v.validate_for_json(candidates)
     check(result == (True, []), f"it returned {result!r}")
@@ -100,6 +104,22 @@ TOP_LEVEL_KINDS = [
     1.0,
     "check_data_type() must return False and record one error of the right kind "
     "(nan, infinity, tuple, set, bytes, datetime, other), with key, path, kind, problem and fix",
+    rules=(
+        "4.1-a",
+        "4.1-b",
+        "4.1-c",
+        "4.1-d",
+        "4.1-e",
+        "4.1-f",
+        "4.1-j",
+        "4.1-m",
+        "4.1-n",
+        "4.1-o",
+        "4.1-p",
+        "4.1-q",
+        "4.1-r",
+        "4.1-u",
+    ),
 )
 def test_4_1_kinds(learner):
     for key, source, kind in TOP_LEVEL_KINDS:
@@ -121,6 +141,7 @@ def test_4_1_kinds(learner):
     1.0,
     "validate_for_json() must walk nested dicts and lists depth-first, in order, with paths "
     "like config.servers[2].port, and not look inside a rejected value",
+    rules=("4.1-c", "4.1-g", "4.1-k", "4.1-l", "4.1-s", "4.1-x"),
 )
 def test_4_1_nested_paths(learner):
     v = validator(learner)
@@ -158,6 +179,7 @@ def test_4_1_nested_paths(learner):
     0.5,
     "a dict key that is not a str must be an error of kind non_str_key at the dict's path, "
     "and the value under it must still be checked",
+    rules=("4.1-k", "4.1-u"),
 )
 def test_4_1_non_str_keys(learner):
     v = validator(learner)
@@ -180,6 +202,7 @@ def test_4_1_non_str_keys(learner):
     "4.1",
     0.5,
     "an int (not a bool) beyond MAX_SAFE_INTEGER must be a large_int warning, not an error",
+    rules=("4.1-i", "4.1-t", "4.1-u"),
 )
 def test_4_1_large_ints(learner):
     cases = [
@@ -210,6 +233,7 @@ def test_4_1_large_ints(learner):
     0.5,
     "validate_for_json() must accept a Context (warnings only), empty both lists first, "
     "and raise TypeError for anything but a dict or a Context",
+    rules=("4.1-v", "4.1-w", "4.1-x"),
 )
 def test_4_1_context_and_reset(learner):
     v = validator(learner)
@@ -230,12 +254,26 @@ def test_4_1_context_and_reset(learner):
     check(again == (True, []), f"a clean call after a failing one returned {again!r}")
     check(records(v) == ([], []), "records of an earlier call were kept")
     raises(lambda: v.validate_for_json([("a", 1)]), "TypeError", "validate_for_json(a list)")
+    others = {
+        "a str": "{'a': 1}",
+        "a read-only mapping (types.MappingProxyType)": expr(
+            "__import__('types').MappingProxyType({'a': 1})"
+        ),
+        "None": None,
+    }
+    for label, other in others.items():
+        raises(
+            lambda other=other: v.validate_for_json(other),
+            "TypeError",
+            f"validate_for_json({label})",
+        )
 
 
 @case(
     "4.1",
     0.5,
     "suggest_fixes() must list 'path: fix' for every error, then every warning, in order",
+    rules=("4.1-y",),
 )
 def test_4_1_suggest_fixes(learner):
     fixes = learner.JSON_FIXES
@@ -259,6 +297,7 @@ def test_4_1_suggest_fixes(learner):
     0.5,
     "check_data_type() must append to the lists without clearing them and return whether "
     "this value had no error",
+    rules=("4.1-t", "4.1-u"),
 )
 def test_4_1_check_accumulates(learner):
     v = validator(learner)
@@ -295,6 +334,7 @@ EXACT = {"status": "exact", "portable": True}
     1.0,
     "roundtrip_report() must call values that come back strictly equal 'exact' (the seed's "
     "edge cases: empty values, unicode, special characters, nesting, -0.0)",
+    rules=("4.2-c", "4.2-e", "4.2-f", "4.2-g"),
 )
 def test_4_2_exact(learner):
     got = report(
@@ -322,7 +362,8 @@ def test_4_2_exact(learner):
     "4.2",
     1.25,
     "roundtrip_report() must call a value 'changed', with what it becomes, when JSON turns it "
-    "into something else (tuples, non-str keys, enums, dict subclasses)",
+    "into something else at any depth (tuples, non-str keys, enums, dict subclasses)",
+    rules=("4.2-d", "4.2-e", "4.2-g"),
 )
 def test_4_2_changed(learner):
     got = report(
@@ -333,7 +374,8 @@ def test_4_2_changed(learner):
         "'deep_key': [{'a': {7: [1]}}], "
         "'int_enum': __import__('enum').IntEnum('Level', 'LOW HIGH').HIGH, "
         "'str_enum': __import__('enum').Enum('Color', {'RED': 'red'}, type=str).RED, "
-        "'ordered': __import__('collections').OrderedDict(b=1, a=[2])}",
+        "'ordered': __import__('collections').OrderedDict(b=1, a=[2]), "
+        "'deep_enum': {'levels': [1, __import__('enum').IntEnum('Level', 'LOW HIGH').HIGH]}}",
     )
     expected = {
         "pair": [1, 2],
@@ -343,6 +385,7 @@ def test_4_2_changed(learner):
         "int_enum": 2,
         "str_enum": "red",
         "ordered": {"b": 1, "a": [2]},
+        "deep_enum": {"levels": [1, 2]},
     }
     for name, becomes in expected.items():
         entry = got.get(name)
@@ -359,6 +402,7 @@ def test_4_2_changed(learner):
     0.75,
     "roundtrip_report() must call a value 'rejected', with the exception's class name, when "
     "json.dumps(value, allow_nan=False) raises",
+    rules=("4.2-b", "4.2-g"),
 )
 def test_4_2_rejected(learner):
     got = report(
@@ -382,6 +426,7 @@ def test_4_2_rejected(learner):
     0.75,
     "'portable' must be False exactly when what comes back holds an int (not a bool) "
     "beyond MAX_SAFE_INTEGER, at any depth",
+    rules=("4.2-f",),
 )
 def test_4_2_portable(learner):
     got = report(
@@ -389,7 +434,7 @@ def test_4_2_portable(learner):
         f"{{'safe': {MAX_SAFE_INTEGER}, 'neg_safe': {-MAX_SAFE_INTEGER}, "
         f"'limit': {2**53}, 'neg_limit': {-(2**53)}, "
         "'nested': [1, {'a': 2**60}], 'flag': True, 'as_float': float(2**60), "
-        "'tuple': (2**60,), 'key': {7: 2**53}}",
+        "'tuple': (2**60,), 'key': {7: 2**53}, 'big_key': {2**60: 'ok'}}",
     )
     expected = {
         "safe": {"status": "exact", "portable": True},
@@ -401,6 +446,7 @@ def test_4_2_portable(learner):
         "as_float": {"status": "exact", "portable": True},
         "tuple": {"status": "changed", "becomes": [2**60], "portable": False},
         "key": {"status": "changed", "becomes": {"7": 2**53}, "portable": False},
+        "big_key": {"status": "changed", "becomes": {str(2**60): "ok"}, "portable": True},
     }
     for name, want in expected.items():
         entry = got.get(name)
@@ -410,8 +456,9 @@ def test_4_2_portable(learner):
 @case(
     "4.2",
     0.25,
-    "roundtrip_report() must return one entry per name, in the order given, and leave "
-    "its argument unchanged",
+    "roundtrip_report() must return a new dict with one entry per name, in the order given, "
+    "and leave its argument unchanged",
+    rules=("4.2-a", "4.2-h"),
 )
 def test_4_2_order_and_input(learner):
     values = learner.keep({"z": [1, [2]], "a": {"k": "v"}, "m": None})
@@ -421,6 +468,15 @@ def test_4_2_order_and_input(learner):
     check(after == {"z": [1, [2]], "a": {"k": "v"}, "m": None}, f"the argument became {after!r}")
     empty = learner.roundtrip_report({})
     check(empty == {}, f"for an empty dict it returned {empty!r}")
+    source = "{'z': [1, (2, 3)], 'a': {'k': {4}}, 't': (5, [6])}"
+    mixed = learner.keep(expr(source))
+    result = learner.roundtrip_report.live(mixed)
+    check(
+        not learner.same(result, mixed),
+        "roundtrip_report() returned its argument itself, not a new dict",
+    )
+    after = learner.builtin("repr", mixed)
+    check(after == source, f"the argument {source} became {after}")
 
 
 # --------------------------------------------------------------------------- exercise 4.3
@@ -445,21 +501,36 @@ def expected_export(data, stamp="2023-11-14T22:13:20Z", description=""):
 
 @case(
     "4.3",
-    1.0,
-    "export_with_metadata() must return format_version, exported_at (UTC, from the clock), "
-    "description, key_count, checksum and data",
+    0.75,
+    "export_with_metadata() must return format_version, exported_at (UTC, from one call of "
+    "the clock, rounded down to whole seconds), description, key_count, checksum and data, "
+    "in this order",
+    rules=("4.3-b", "4.3-c", "4.3-d", "4.3-e", "4.3-f", "4.3-g", "4.3-h"),
 )
 def test_4_3_export_shape(learner):
     ctx = make_context(learner, SAMPLE)
     got = exporter(learner).export_with_metadata(ctx, "nightly backup")
     want = expected_export(SAMPLE, description="nightly backup")
     check(got == want, f"it returned {got!r}")
-    for seconds, stamp in ((0, "1970-01-01T00:00:00Z"), (1234567890.9, "2009-02-13T23:31:30Z")):
+    check(
+        isinstance(got, dict) and list(got) == list(want),
+        f"the keys must come in the order {list(want)}; they were {list(got)}",
+    )
+    stamps = (
+        (0, "1970-01-01T00:00:00Z"),
+        (1234567890.9, "2009-02-13T23:31:30Z"),
+        (-0.5, "1969-12-31T23:59:59Z"),
+    )
+    for seconds, stamp in stamps:
         moment = exporter(learner, seconds).export_with_metadata(learner.Context())
         check(
             moment == expected_export({}, stamp),
             f"with a clock returning {seconds} and an empty context it returned {moment!r}",
         )
+    counting = learner.make(expr(COUNTING_CLOCK))
+    learner.ContextExporter(clock=counting).export_with_metadata(ctx, "once")
+    calls = counting.calls.value()
+    check(calls == 1, f"export_with_metadata() called the clock {calls!r} times, not once")
     default = learner.ContextExporter().export_with_metadata(ctx)
     stamp = default.get("exported_at") if isinstance(default, dict) else None
     now = time.time()
@@ -470,11 +541,54 @@ def test_4_3_export_shape(learner):
     )
 
 
+COUNTING_CLOCK = (
+    "type('Clock', (), {'__module__': 'grader', 'calls': 0, "
+    "'__call__': lambda self: (setattr(self, 'calls', self.calls + 1), 1700000000.25)[1]})()"
+)
+
+
+@case(
+    "4.3",
+    0.25,
+    "export_with_metadata() must return a new dict whose data is a copy of the context's "
+    "data: changing the export must not change the context",
+    rules=("4.3-a", "4.3-h"),
+)
+def test_4_3_export_copy(learner):
+    ctx = make_context(learner, SAMPLE)
+    for include_metadata in (True, False):
+        exp = exporter(learner, include_metadata=include_metadata)
+        first = exp.export_with_metadata.live(ctx)
+        second = exp.export_with_metadata.live(ctx)
+        check(
+            not learner.same(first, second),
+            f"with include_metadata={include_metadata}, two calls returned the same dict",
+        )
+        data = first.get.live("data")
+        ports = data.get.live("app.ports")
+        ports.append(8443)
+        data.pop("flags")
+        data.update({"app.name": "changed"})
+        state = ctx.to_dict()
+        check(
+            state == SAMPLE,
+            f"with include_metadata={include_metadata}, changing the export's data changed "
+            f"the context: it now holds {state!r}",
+        )
+        again = second.get("data")
+        check(
+            again == SAMPLE,
+            f"with include_metadata={include_metadata}, changing one export's data changed "
+            f"another export's: it became {again!r}",
+        )
+
+
 @case(
     "4.3",
     0.5,
     "with include_metadata=False the export must be exactly {format_version, data}, "
     "without calling the clock",
+    rules=("4.3-c", "4.3-i"),
 )
 def test_4_3_export_without_metadata(learner):
     ctx = make_context(learner, SAMPLE)
@@ -485,15 +599,21 @@ def test_4_3_export_without_metadata(learner):
     check(got == {"format_version": "1.0", "data": SAMPLE}, f"it returned {got!r}")
 
 
+def names_key(message, key):
+    """Does ``message`` name ``key`` as a whole key (not as part of a longer one)?"""
+    return re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", message) is not None
+
+
 def imported_state(ctx):
     return ctx.to_dict(), ctx.get_history(), ctx.pop_dirty_keys()
 
 
 @case(
     "4.3",
-    1.0,
+    0.75,
     "import_with_validation() must return a new Context holding exactly the data, with no "
-    "history and no dirty keys, for every 1.x export",
+    "history and no dirty keys, for every 1.x export, whatever its other fields hold",
+    rules=("4.3-j", "4.3-p", "4.3-u", "4.3-v"),
 )
 def test_4_3_import(learner):
     exp = exporter(learner)
@@ -510,6 +630,9 @@ def test_4_3_import(learner):
         ),
         "version 1.12": dict(expected_export(SAMPLE), format_version="1.12"),
         "an export without metadata": {"format_version": "1.0", "data": SAMPLE},
+        "an export whose other fields are odd": dict(
+            expected_export(SAMPLE), exported_at=17, description=None, extra={"x": [1]}
+        ),
     }
     for label, export in variants.items():
         got = exp.import_with_validation(export)
@@ -527,6 +650,7 @@ def test_4_3_import(learner):
     0.75,
     "import_with_validation() must refuse any major version but 1 with a ValueError "
     "naming the version",
+    rules=("4.3-o", "4.3-p"),
 )
 def test_4_3_import_versions(learner):
     exp = exporter(learner)
@@ -548,6 +672,7 @@ def test_4_3_import_versions(learner):
     0.75,
     "import_with_validation() must raise TypeError for a non-dict, and ValueError naming "
     "format_version or data when they are missing or malformed",
+    rules=("4.3-l", "4.3-m", "4.3-n", "4.3-q"),
 )
 def test_4_3_import_malformed(learner):
     exp = exporter(learner)
@@ -574,6 +699,7 @@ def test_4_3_import_malformed(learner):
     "import_with_validation() must check key_count and checksum when present, and raise "
     "ValueError naming the key the Context refuses",
     critical=True,
+    rules=("4.3-r", "4.3-s", "4.3-t"),
 )
 def test_4_3_import_integrity(learner):
     exp = exporter(learner)
@@ -584,9 +710,48 @@ def test_4_3_import_integrity(learner):
     tampered = dict(good, data=dict(SAMPLE, flags={"debug": False}))
     exc = raises(lambda: exp.import_with_validation(tampered), "ValueError", "changed data")
     check("checksum" in exc.message, f"the message {exc.message!r} does not name checksum")
-    nan_data = {"format_version": "1.0", "data": {"ok": 1, "ratio": float("nan")}}
+    nan_data = {
+        "format_version": "1.0",
+        "data": {"température_max": 1, "température": float("nan"), "ok": 2},
+    }
     exc = raises(lambda: exp.import_with_validation(nan_data), "ValueError", "NaN in the data")
-    check("ratio" in exc.message, f"the message {exc.message!r} does not name the key 'ratio'")
+    check(
+        names_key(exc.message, "température"),
+        f"for NaN under the key 'température' (next to 'température_max') the message "
+        f"{exc.message!r} does not name the key 'température'",
+    )
+
+
+@case(
+    "4.3",
+    0.25,
+    "import_with_validation() must make its checks in the documented order: an export "
+    "with several problems is refused for the first one",
+    rules=("4.3-k",),
+)
+def test_4_3_import_order(learner):
+    exp = exporter(learner)
+    nan_data = {"ok": 1, "ratio": float("nan")}
+    cases = [
+        ({"format_version": "2.5"}, "2.5", "a version 2.5 export without data"),
+        ({"format_version": "1", "data": []}, "format_version", "version '1' and a list as data"),
+        (
+            {"format_version": "1.0", "data": {"a": 1}, "key_count": 5, "checksum": "0" * 64},
+            "key_count",
+            "a wrong key_count and a wrong checksum",
+        ),
+        (
+            {"format_version": "1.0", "data": nan_data, "checksum": checksum({"ok": 1})},
+            "checksum",
+            "a wrong checksum and NaN in the data",
+        ),
+    ]
+    for bad, word, label in cases:
+        exc = raises(lambda bad=bad: exp.import_with_validation(bad), "ValueError", f"for {label}")
+        check(
+            word in exc.message,
+            f"for {label} the message {exc.message!r} does not name {word}, the first problem",
+        )
 
 
 @contextlib.contextmanager
@@ -621,6 +786,7 @@ def file_text(path):
     0.5,
     "export_to_file() must write the export as indented UTF-8 JSON (ensure_ascii=False) with a "
     "final newline, return True, and leave no other file",
+    rules=("4.3-w", "4.3-x"),
 )
 def test_4_3_file_written(learner):
     exp = exporter(learner)
@@ -651,6 +817,7 @@ def test_4_3_file_written(learner):
     "export_to_file() must return False when the folder does not exist or the path is a "
     "directory, creating nothing and leaving nothing behind",
     critical=True,
+    rules=("4.3-y", "4.3-z", "4.3-aa", "4.3-ab"),
 )
 def test_4_3_file_errors(learner):
     exp = exporter(learner)
@@ -682,6 +849,7 @@ def test_4_3_file_errors(learner):
     "export_to_file() must never half-write: when encoding fails, the old file stays intact "
     "and no temporary file is left",
     critical=True,
+    rules=("4.3-x", "4.3-y", "4.3-z", "4.3-ab"),
 )
 def test_4_3_file_atomic(learner):
     exp = exporter(learner)
