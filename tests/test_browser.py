@@ -4,7 +4,8 @@ JupyterLab serves a temporary copy of the course on a free loopback port; Playwr
 Debian's ``chromium`` (never a downloaded browser). The learner's notebook, module 1's
 released exercise notebook with the exercises solved and a progress dashboard cell added,
 must show the widgets and the visible tests' output, and the dashboard's check button must
-grade it. A failure leaves a screenshot in build/test-artifacts/.
+grade it. It leaves a screenshot of the dashboard in build/test-artifacts/learner/ (and one of
+any failure in build/test-artifacts/).
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def lab(tmp_path):
     settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    notices = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    notices.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the page
+    (notices / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     port, token = free_port(), secrets.token_hex(16)
     env = dict(
         os.environ,
@@ -179,6 +185,9 @@ def test_module1_runs_in_jupyterlab_with_widgets_and_visible_tests(lab):
             dashboard.locator(".widget-button", has_text="check").click()
             dashboard.get_by_text("module1: 16 / 16").wait_for(timeout=120_000)
             dashboard.get_by_text("✓ 16 / 16").first.wait_for(timeout=10_000)
+            (ARTIFACTS / "learner").mkdir(parents=True, exist_ok=True)  # kept for people to see
+            dashboard.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "learner" / "dashboard.png"))
             assert json.loads((root / ".f0" / "progress.json").read_text())["modules"]
         except Exception:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
