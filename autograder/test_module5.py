@@ -14,6 +14,7 @@ contexts' contents here, as plain data, and build the learner-side contexts from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from academy.bridge.client import LearnerException, Remote, expr
-from academy.grading.cases import CaseFailed, case, check, is_a, raises
+from academy.grading.cases import CaseFailed, case, check, confirm, in_worker, is_a, raises
 
 FIELDS = ("key", "original_value", "new_value", "original_who", "new_who", "timestamp")
 NAMES = ("last_write_wins", "first_write_wins", "numeric_aggregation", "conflict_detection")
@@ -156,6 +157,16 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def same(learner, first: Any, second: Any) -> bool:
+    """Are these two learner objects one and the same object (``is``, asked in the worker)?"""
+    return isinstance(first, Remote) and isinstance(second, Remote) and learner.same(first, second)
+
+
+def names(message: str, word: str) -> bool:
+    """Does ``message`` name ``word`` as a whole word (not as part of a longer name)?"""
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", message) is not None
+
+
 # --------------------------------------------------------------------------- exercise 5.1
 SERVICES_TARGET: Writes = [
     ("users.total_count", 50000, "user_service"),
@@ -171,10 +182,11 @@ SERVICES_SOURCE: Writes = [
 
 @case(
     "5.1",
-    0.75,
+    0.5,
     "detect_conflicts() must return one ConflictInfo per conflicting key, with key, "
     "original_value (target's), new_value (source's), original_who, new_who and "
     "timestamp=self.clock()",
+    rules=("5.1-a", "5.1-b", "5.1-c", "5.1-d"),
 )
 def test_5_1_detect_example(learner):
     target, source = build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE)
@@ -195,6 +207,7 @@ def test_5_1_detect_example(learner):
     0.5,
     "detect_conflicts() must report only keys both contexts hold with different values "
     "(equal values by ==, such as 1 and 1.0 or equal lists, are not conflicts)",
+    rules=("5.1-a", "5.1-f"),
 )
 def test_5_1_equal_values(learner):
     t_writes: Writes = [
@@ -225,7 +238,12 @@ def test_5_1_equal_values(learner):
     check(empty == [], f"with an empty source it returned {empty!r} instead of []")
 
 
-@case("5.1", 0.5, "detect_conflicts() must list the conflicts in the order of source.keys()")
+@case(
+    "5.1",
+    0.5,
+    "detect_conflicts() must list the conflicts in the order of source.keys(), one per key",
+    rules=("5.1-a", "5.1-e"),
+)
 def test_5_1_order(learner):
     t_writes: Writes = [("a", 1, "t"), ("m", 1, "t"), ("z", 1, "t"), ("q", 1, "t")]
     s_writes: Writes = [("z", 2, "s"), ("new", 0, "s"), ("a", 2, "s"), ("m", 2, "s"), ("z", 3, "s")]
@@ -243,6 +261,7 @@ def test_5_1_order(learner):
     0.5,
     "detect_conflicts() must take original_who/new_who from each context's last history entry "
     "for the key, and use None when the context has no history entry for it",
+    rules=("5.1-c",),
 )
 def test_5_1_who(learner):
     target = build(learner, [("k", 1, "first"), ("k", 2, "second"), ("j", "a", "t")])
@@ -263,6 +282,7 @@ def test_5_1_who(learner):
     0.25,
     "detect_conflicts() must only look: no change to either context, and nothing recorded "
     "in the aggregator",
+    rules=("5.1-g",),
 )
 def test_5_1_detect_read_only(learner):
     target, source = build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE)
@@ -276,9 +296,10 @@ def test_5_1_detect_read_only(learner):
 
 @case(
     "5.1",
-    0.75,
+    0.5,
     "detect_conflicts() must find exactly the keys both contexts hold with different values "
     "(property test on generated contexts)",
+    rules=("5.1-a", "5.1-b", "5.1-c", "5.1-d", "5.1-e", "5.1-f"),
 )
 def test_5_1_detect_property(learner):
     def prop(example):
@@ -309,9 +330,10 @@ def test_5_1_detect_property(learner):
 
 @case(
     "5.1",
-    0.75,
+    0.5,
     "merge_with_strategy() must call a callable strategy as strategy(target, source, "
     "conflicts), with the detected conflicts, and return that list",
+    rules=("5.1-h", "5.1-k", "5.1-q", "5.1-r"),
 )
 def test_5_1_callable_strategy(learner):
     target, source = build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE)
@@ -344,7 +366,9 @@ def test_5_1_callable_strategy(learner):
     "5.1",
     0.5,
     "merge_with_strategy() with a prefix must merge every source key as prefix + key "
-    "(prepended as is) and detect conflicts against the prefixed keys, keeping each who",
+    "(prepended as is, no dot added) and detect conflicts against the prefixed keys, "
+    "keeping each write's who",
+    rules=("5.1-n", "5.1-o", "5.1-q"),
 )
 def test_5_1_prefix(learner):
     target = build(
@@ -375,6 +399,27 @@ def test_5_1_prefix(learner):
         data == {"job.status": "processing", "node1.job.status": "completed", "node1.rows": 10},
         f"with prefix='node1.' and a plain merge_from strategy the target became {data!r}",
     )
+    writers = {k: v for k, v in last_writers(target).items() if k.startswith("node1.")}
+    check(
+        writers == {"node1.job.status": "worker1", "node1.rows": "worker1"},
+        f"with prefix='node1.' the merged keys' last writers were {writers!r}, not the "
+        "source's who (stage with merge_from, which keeps it)",
+    )
+    # no trailing dot: the prefix is still prepended as is
+    glued = build(learner, [("w2rows", "old", "coordinator")])
+    returned = aggregator(learner).merge_with_strategy(
+        glued,
+        build(learner, [("rows", 5, "worker2"), ("ok", True, "worker2")]),
+        learner.make(expr(COPY_ALL)),
+        prefix="w2",
+    )
+    got = read_conflicts(learner, returned, "merge_with_strategy()")
+    data = glued.to_dict()
+    check(
+        data == {"w2rows": 5, "w2ok": True} and [c["key"] for c in got] == ["w2rows"],
+        f"with prefix='w2' (no trailing dot) the target became {data!r} and the conflicts were "
+        f"on {[c['key'] for c in got]!r}; the keys must be 'w2rows' and 'w2ok'",
+    )
     plain = build(learner, [("a", 1, "t")])
     aggregator(learner).merge_with_strategy(
         plain, build(learner, [("b", 2, "s")]), learner.make(expr(COPY_ALL)), prefix=""
@@ -385,31 +430,44 @@ def test_5_1_prefix(learner):
 @case(
     "5.1",
     0.5,
-    "merge_with_strategy() must raise ValueError naming an unknown strategy name and "
-    "TypeError for a strategy that is neither a str nor callable, changing nothing",
+    "merge_with_strategy() must raise ValueError for a string that is not one of the four "
+    "names, with that string in its message, and TypeError for a strategy that is neither a "
+    "str nor callable, changing nothing",
+    rules=("5.1-j", "5.1-l", "5.1-m"),
     critical=True,
 )
 def test_5_1_bad_strategy(learner):
     target, source = build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE)
     before = untouched(target)
     agg = aggregator(learner)
-    exc = raises(
-        lambda: agg.merge_with_strategy(target, source, "newest_wins"),
-        "ValueError",
-        "strategy='newest_wins'",
-    )
-    check("newest_wins" in exc.message, f"the message {exc.message!r} does not name it")
-    raises(lambda: agg.merge_with_strategy(target, source, 42), "TypeError", "strategy=42")
+    # part of a real name, another spelling of one, and a name with non-ASCII letters
+    for name in ("first_write", "Last_Write_Wins", "größte_zahl"):
+        exc = raises(
+            lambda name=name: agg.merge_with_strategy(target, source, name),
+            "ValueError",
+            f"strategy={name!r}",
+        )
+        check(
+            names(exc.message, name),
+            f"for strategy={name!r} the message {exc.message!r} does not name {name!r}",
+        )
+    for value in (42, None):
+        raises(
+            lambda value=value: agg.merge_with_strategy(target, source, value),
+            "TypeError",
+            f"strategy={value!r}",
+        )
     check(untouched(target) == before, "a rejected strategy changed the target")
     check(records(agg) == NO_RECORDS, f"a rejected strategy was recorded: {records(agg)!r}")
 
 
 @case(
     "5.1",
-    0.75,
+    0.5,
     "generate_merge_report() must return exactly total_merges, total_conflicts, keys_merged "
-    "(keys added or changed), strategies, conflicted_keys (distinct, sorted) and conflicts "
-    "(as to_dict(), in order)",
+    "(keys added or changed by !=), strategies, conflicted_keys (distinct, sorted) and "
+    "conflicts (as to_dict(), in order); the records must be kept by merge_with_strategy",
+    rules=("5.1-t", "5.1-u", "5.1-v", "5.1-x", "5.1-y"),
 )
 def test_5_1_report(learner):
     agg = aggregator(learner)
@@ -429,8 +487,9 @@ def test_5_1_report(learner):
     s2 = [("z", 2, "s2"), ("c", [1], "s2"), ("b", "x", "s2")]
     s3 = [("b", "y", "s3"), ("z", 2, "s3"), ("d", 0, "s3")]
     s4 = [("z", 3, "s4")]
+    s5 = [("z", 3.0, "s5")]  # 3.0 == 3: written again, but its value did not change
     steps = [(s1, copy_all, None), (s2, copy_all, None), (s3, keep_all, None)]
-    steps += [(s1, copy_all, "p."), (s4, copy_all, None)]
+    steps += [(s1, copy_all, "p."), (s4, copy_all, None), (s5, copy_all, None)]
     for writes, strategy, prefix in steps:
         agg.merge_with_strategy(target, build(learner, writes), strategy, prefix=prefix)
 
@@ -445,10 +504,10 @@ def test_5_1_report(learner):
         }
 
     expected = {
-        "total_merges": 5,
+        "total_merges": 6,
         "total_conflicts": 3,
-        "keys_merged": 2 + 2 + 0 + 2 + 1,
-        "strategies": {"copy_all": 4, "keep_all": 1},
+        "keys_merged": 2 + 2 + 0 + 2 + 1 + 0,
+        "strategies": {"copy_all": 5, "keep_all": 1},
         "conflicted_keys": ["b", "z"],
         "conflicts": [
             conflict("z", 1, 2, "s1", "s2"),
@@ -462,13 +521,19 @@ def test_5_1_report(learner):
     extra = sorted(set(report) - set(expected))
     check(
         not wrong and not extra,
-        f"after five merges these entries were wrong: {wrong!r}"
+        f"after six merges these entries were wrong: {wrong!r}"
         + (f"; unexpected keys {extra}" if extra else "")
         + f" (expected {expected!r})",
     )
 
 
-@case("5.1", 0.25, "merge_with_strategy() must never change the source context", critical=True)
+@case(
+    "5.1",
+    0.25,
+    "merge_with_strategy() must never change the source context",
+    rules=("5.1-s",),
+    critical=True,
+)
 def test_5_1_source_unchanged(learner):
     source = build(learner, SERVICES_SOURCE)
     before = untouched(source)
@@ -479,9 +544,172 @@ def test_5_1_source_unchanged(learner):
     check(untouched(source) == before, f"the source became {source.to_dict()!r}")
 
 
+def saved_strategy(name: str) -> expr:
+    """MergeStrategy's own class attribute ``name`` (the staticmethod object), to put back."""
+    return expr(f"vars(__import__('__learner__').MergeStrategy).get({name!r})")
+
+
+@case(
+    "5.1",
+    0.5,
+    "merge_with_strategy() must use, for a strategy name (and for the default, "
+    "last_write_wins), MergeStrategy's static method of that name, and count the merge "
+    "under that name in strategy_counts",
+    rules=("5.1-h", "5.1-i", "5.1-v"),
+)
+def test_5_1_strategy_names(learner):
+    # MergeStrategy's four methods are replaced, for this case only, by probes that write
+    # their own name into the target: exercise 5.1 is graded without exercise 5.2's code.
+    cls = learner.MergeStrategy
+    originals = {name: learner.make(saved_strategy(name)) for name in NAMES}
+    try:
+        for name in NAMES:
+            probe = f"staticmethod(lambda t, s, c: t.set('chosen', {name!r}, who='probe'))"
+            setattr(cls, name, learner.make(expr(probe)))
+        trial = learner.Context()
+        cls.numeric_aggregation(trial, learner.Context(), [])
+        confirm(trial.get("chosen") == "numeric_aggregation", "replacing MergeStrategy's methods")
+
+        agg = aggregator(learner)
+        order = [
+            "first_write_wins",
+            "conflict_detection",
+            "first_write_wins",
+            None,  # the default strategy
+            "numeric_aggregation",
+            "first_write_wins",
+        ]
+        chosen = []
+        for name in order:
+            target = build(learner, SERVICES_TARGET)
+            source = build(learner, SERVICES_SOURCE)
+            if name is None:
+                agg.merge_with_strategy(target, source)
+            else:
+                agg.merge_with_strategy(target, source, name)
+            chosen.append(target.get("chosen"))
+        wanted = [name or "last_write_wins" for name in order]
+        check(
+            chosen == wanted,
+            f"for the strategies {wanted!r}, in this order, MergeStrategy's methods "
+            f"{chosen!r} were called (None: none of them)",
+        )
+        counts = agg.strategy_counts.value()
+        expected = {
+            "first_write_wins": 3,
+            "conflict_detection": 1,
+            "last_write_wins": 1,
+            "numeric_aggregation": 1,
+        }
+        check(counts == expected, f"strategy_counts became {counts!r}, expected {expected!r}")
+    finally:
+        for name, original in originals.items():
+            setattr(cls, name, original)
+
+
+# A strategy that keeps, in the grader's list ``box``, what it received and what the
+# aggregator had recorded when it was called.
+SPY = (
+    "lambda box, agg: (lambda t, s, c: box.extend("
+    "[s, c, len(agg.conflicts), dict(agg.merge_stats), dict(agg.strategy_counts)]))"
+)
+
+
+@case(
+    "5.1",
+    0.25,
+    "merge_with_strategy() must pass the source itself to the strategy when there is no "
+    "prefix (a new staging Context when there is one), record the merge only after the "
+    "strategy has returned, and return the very list the strategy received, whose objects "
+    "are the ones recorded in conflicts",
+    rules=("5.1-p", "5.1-r", "5.1-t", "5.1-w"),
+)
+def test_5_1_same_objects(learner):
+    agg = aggregator(learner)
+    box = learner.keep([])
+    spy = in_worker(learner, SPY, box, agg)
+    recorded_before, stats_before, counts_before = NO_RECORDS
+    for round_number, prefix in enumerate((None, "", "ns."), start=1):
+        target, source = build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE)
+        returned = agg.merge_with_strategy.live(target, source, spy, prefix=prefix)
+        counts_seen, stats_seen, recorded_seen = box.pop(), box.pop(), box.pop()
+        received, staged = box.pop.live(), box.pop.live()
+        confirm(len(box) == 0, "reading what the strategy received")
+        if prefix:
+            check(
+                not learner.same(staged, source) and not learner.same(staged, target),
+                f"with prefix={prefix!r} the strategy must receive a new staging Context",
+            )
+        else:
+            check(
+                learner.same(staged, source),
+                f"with prefix={prefix!r} the strategy must receive the source itself",
+            )
+        check(
+            learner.same(returned, received),
+            f"with prefix={prefix!r} merge_with_strategy() returned another list than the one "
+            "it passed to the strategy",
+        )
+        check(
+            (recorded_seen, stats_seen, counts_seen)
+            == (recorded_before, stats_before, counts_before),
+            f"merge {round_number}: while the strategy ran, the aggregator had already "
+            f"recorded {recorded_seen} conflicts and merge_stats {stats_seen!r}; record only "
+            "once the strategy has returned",
+        )
+        items = learner.builtin("list", returned)
+        recorded = agg.conflicts.value()
+        fresh = recorded[recorded_before:] if isinstance(recorded, list) else []
+        check(
+            len(items) == len(fresh)
+            and all(same(learner, a, b) for a, b in zip(items, fresh, strict=True)),
+            f"with prefix={prefix!r} the returned conflicts must be the very objects appended "
+            "to conflicts",
+        )
+        recorded_before += len(items)
+        stats_before, counts_before = agg.merge_stats.value(), agg.strategy_counts.value()
+    check(
+        recorded_before == 4, f"the two merges without a prefix found {recorded_before} conflicts"
+    )
+
+
+@case(
+    "5.1",
+    0.25,
+    "generate_merge_report() must return a new dict on every call, holding a copy of "
+    "strategy_counts: changing a report must not change the aggregator or the next report",
+    rules=("5.1-x",),
+)
+def test_5_1_report_is_new(learner):
+    agg = aggregator(learner)
+    copy_all = learner.make(expr(COPY_ALL))
+    agg.merge_with_strategy(
+        build(learner, SERVICES_TARGET), build(learner, SERVICES_SOURCE), copy_all
+    )
+    expected = agg.generate_merge_report()
+    first, second = agg.generate_merge_report.live(), agg.generate_merge_report.live()
+    check(not learner.same(first, second), "two calls returned the same dict")
+    check(
+        not learner.same(first, agg.merge_stats.live_value()),
+        "the report is merge_stats itself, not a new dict",
+    )
+    strategies = first.pop.live("strategies")
+    check(
+        not learner.same(strategies, agg.strategy_counts.live_value()),
+        "the report's strategies is strategy_counts itself, not a copy",
+    )
+    strategies.update({"copy_all": 99, "ghost": 1})
+    first.clear()
+    counts = agg.strategy_counts.value()
+    check(counts == {"copy_all": 1}, f"changing a report changed strategy_counts to {counts!r}")
+    again = agg.generate_merge_report()
+    check(again == expected, f"after a report was changed, the next report was {again!r}")
+
+
 # --------------------------------------------------------------------------- exercise 5.2
-def strategy_call(learner, name: str, target: Remote, source: Remote) -> None:
-    """Call MergeStrategy.<name> with the conflicts detect_conflicts would give (built here)."""
+def strategy_call(learner, name: str, target: Remote, source: Remote) -> Any:
+    """Call MergeStrategy.<name> with the conflicts detect_conflicts would give (built here);
+    returns what the method returned."""
     s_data, s_who = source.to_dict(), last_writers(source)
     conflicts = [
         learner.ConflictInfo(
@@ -494,7 +722,7 @@ def strategy_call(learner, name: str, target: Remote, source: Remote) -> None:
         )
         for c in expected_conflicts(target.to_dict(), last_writers(target), s_data, s_who, 0.0)
     ]
-    getattr(learner.MergeStrategy, name)(target, source, conflicts)
+    return getattr(learner.MergeStrategy, name)(target, source, conflicts)
 
 
 def history_tail(ctx: Remote, count: int) -> Writes:
@@ -512,7 +740,8 @@ def all_writes(ctx: Remote) -> Writes:
     0.5,
     "MergeStrategy.last_write_wins() must do what target.merge_from(source) does: source's "
     "values win whole (a dict under a key replaces the target's dict, never merged into it) "
-    "and the source's writes are replayed with their who",
+    "and the source's writes are replayed with their who; it returns None",
+    rules=("5.2-a", "5.2-b"),
 )
 def test_5_2_lww_example(learner):
     t_writes: Writes = [("a", 1, "t"), ("keep", "k", "t"), ("cfg", {"host": "h", "port": 1}, "t")]
@@ -524,7 +753,8 @@ def test_5_2_lww_example(learner):
     ]
     target, source = build(learner, t_writes), build(learner, s_writes)
     before = untouched(source)
-    strategy_call(learner, "last_write_wins", target, source)
+    returned = strategy_call(learner, "last_write_wins", target, source)
+    check(returned is None, f"it returned {returned!r} instead of None")
     data = target.to_dict()
     expected = {"a": 6, "keep": "k", "cfg": {"port": 2}, "n": None}
     check(data == expected, f"the target became {data!r}, expected {expected!r}")
@@ -541,6 +771,7 @@ def test_5_2_lww_example(learner):
     0.75,
     "last_write_wins applied source after source must equal applying the sources' values in "
     "order (property test)",
+    rules=("5.2-b",),
 )
 def test_5_2_lww_property(learner):
     def prop(example):
@@ -568,7 +799,9 @@ def test_5_2_lww_property(learner):
     "5.2",
     0.5,
     "MergeStrategy.first_write_wins() must keep every key the target holds (even one holding "
-    "None) and add the others in source order, with the source's who",
+    "None) and add the others in source order, each with the who of the source's last write "
+    "(None when it has no history entry); it returns None",
+    rules=("5.2-a", "5.2-c", "5.2-d"),
 )
 def test_5_2_fww_example(learner):
     t_writes: Writes = [("a", 1, "t"), ("same", "x", "t"), ("nil", None, "t")]
@@ -578,20 +811,28 @@ def test_5_2_fww_example(learner):
         ("same", "x", "s"),
         ("nil", 5, "s"),
         ("new1", [1], "s1"),
+        ("new2", "zwei", "s3"),  # a second writer: the last one counts
     ]
-    target, source = build(learner, t_writes), build(learner, s_writes)
+    target = build(learner, t_writes)
+    # 'grüße' comes from JSON, so the source holds it without any history entry
+    source = learner.Context.from_json('{"grüße": "hallo", "a": 9}')
+    for key, value, who in s_writes:
+        source.set(key, value, who=who)
     before = untouched(source)
-    strategy_call(learner, "first_write_wins", target, source)
+    returned = strategy_call(learner, "first_write_wins", target, source)
+    check(returned is None, f"it returned {returned!r} instead of None")
     data = target.to_dict()
     check(
-        data == {"a": 1, "same": "x", "nil": None, "new2": None, "new1": [1]},
+        data == {"a": 1, "same": "x", "nil": None, "grüße": "hallo", "new2": "zwei", "new1": [1]},
         f"the target became {data!r}",
     )
-    tail = history_tail(target, 2)
+    tail = history_tail(target, 3)
     check(
-        tail == [("new2", None, "s2"), ("new1", [1], "s1")] and len(target.get_history()) == 5,
-        "the target's history, as (key, value, who), should end with new2 (who 's2') then new1 "
-        f"(who 's1'); it was {all_writes(target)!r}",
+        tail == [("grüße", "hallo", None), ("new2", "zwei", "s3"), ("new1", [1], "s1")]
+        and len(target.get_history()) == 6,
+        "the target's history, as (key, value, who), should end with grüße (who None: no "
+        "history entry in the source), new2 (who 's3', its last writer) then new1 (who 's1'); "
+        f"it was {all_writes(target)!r}",
     )
     check(untouched(source) == before, "the source changed")
 
@@ -601,6 +842,7 @@ def test_5_2_fww_example(learner):
     0.75,
     "first_write_wins must never overwrite a key the target holds, and take each new key from "
     "the first source that has it (property test)",
+    rules=("5.2-c", "5.2-d"),
 )
 def test_5_2_fww_property(learner):
     def prop(example):
@@ -630,7 +872,8 @@ def test_5_2_fww_property(learner):
     0.75,
     "MergeStrategy.numeric_aggregation() must add up conflicting numbers (bool is not a "
     "number; equal numbers are not a conflict) with who='numeric_aggregation', and merge "
-    "everything else as last write wins",
+    "everything else as last write wins, with the who of the source's last write",
+    rules=("5.2-a", "5.2-e", "5.2-f", "5.2-g", "5.2-h"),
 )
 def test_5_2_numeric_example(learner):
     t_writes: Writes = [
@@ -643,17 +886,20 @@ def test_5_2_numeric_example(learner):
         ("count", 2, "a"),
     ]
     s_writes: Writes = [
+        ("users", 1, "b0"),  # only the source's final value counts
         ("users", 50000, "b"),
         ("ratio", 0.25, "b"),
         ("flag", 3, "b"),
-        ("health", "degraded", "b"),
+        ("health", "unknown", "b1"),
+        ("health", "degraded", "b2"),
         ("same", 5, "b"),
         ("source_only", 7, "b"),
         ("count", False, "b"),
     ]
     target, source = build(learner, t_writes), build(learner, s_writes)
     before = untouched(source)
-    strategy_call(learner, "numeric_aggregation", target, source)
+    returned = strategy_call(learner, "numeric_aggregation", target, source)
+    check(returned is None, f"it returned {returned!r} instead of None")
     expected = {
         "users": 75000,
         "ratio": 0.75,
@@ -675,7 +921,7 @@ def test_5_2_numeric_example(learner):
     wanted = {
         "users": "numeric_aggregation",
         "ratio": "numeric_aggregation",
-        "health": "b",
+        "health": "b2",
         "source_only": "b",
     }
     check(seen == wanted, f"the last writers were {seen!r}, expected {wanted!r}")
@@ -687,6 +933,7 @@ def test_5_2_numeric_example(learner):
     0.75,
     "numeric_aggregation must sum exactly the conflicting numbers and leave every other key "
     "to last write wins (property test)",
+    rules=("5.2-e", "5.2-f", "5.2-g", "5.2-h"),
 )
 def test_5_2_numeric_property(learner):
     def prop(example):
@@ -719,6 +966,7 @@ def test_5_2_numeric_property(learner):
     0.5,
     "MergeStrategy.conflict_detection() must leave the target exactly as it was when there is "
     "a conflict, and merge like last_write_wins when there is none",
+    rules=("5.2-i", "5.2-j"),
     critical=True,
 )
 def test_5_2_conflict_detection(learner):
@@ -744,8 +992,9 @@ def test_5_2_conflict_detection(learner):
 @case(
     "5.2",
     0.5,
-    "DistributedAggregator.merge_with_strategy() must apply MergeStrategy's method for each "
-    "of the four strategy names",
+    "through DistributedAggregator.merge_with_strategy(), each of the four strategies must "
+    "merge as its rule says",
+    rules=("5.2-b", "5.2-c", "5.2-f", "5.2-g", "5.2-j"),
 )
 def test_5_2_by_name(learner):
     t_writes: Writes = [("a", 1, "t"), ("s", "x", "t"), ("same", 2, "t")]
@@ -804,6 +1053,7 @@ SEED_EFFECTIVE = {
     0.75,
     "build_effective_config() must take each key from the highest-priority layer that holds "
     "it, and get_config_source() must name that layer",
+    rules=("5.3-b", "5.3-h", "5.3-i", "5.3-m"),
 )
 def test_5_3_seed_example(learner):
     layering = seed_layering(learner)
@@ -822,6 +1072,7 @@ def test_5_3_seed_example(learner):
     0.5,
     "among layers of equal priority the layer added later must win, in both "
     "build_effective_config() and get_config_source()",
+    rules=("5.3-g", "5.3-i", "5.3-m"),
 )
 def test_5_3_ties(learner):
     layering = learner.ConfigLayering()
@@ -842,6 +1093,7 @@ def test_5_3_ties(learner):
     0.25,
     "layer_order must list the names from the lowest priority to the highest, equal "
     "priorities in the order added",
+    rules=("5.3-f", "5.3-g"),
 )
 def test_5_3_layer_order(learner):
     layering = learner.ConfigLayering()
@@ -856,6 +1108,7 @@ def test_5_3_layer_order(learner):
     0.25,
     "get_config_source() must return None for a key no layer holds, and no layers must "
     "give an empty effective Context",
+    rules=("5.3-l", "5.3-n"),
 )
 def test_5_3_missing_and_empty(learner):
     layering = seed_layering(learner)
@@ -874,6 +1127,7 @@ def test_5_3_missing_and_empty(learner):
     "5.3",
     0.5,
     "build_effective_config() must return a new Context on every call and never change the layers",
+    rules=("5.3-h", "5.3-k"),
 )
 def test_5_3_new_context(learner):
     base, dev = build(learner, BASE), build(learner, DEV)
@@ -889,20 +1143,30 @@ def test_5_3_new_context(learner):
         is_a(learner, second, "Context") and "scribble" not in second.to_dict(),
         "changing one effective config changed the next one",
     )
+    check(
+        not learner.same(first, second) and not learner.same(second, base),
+        "build_effective_config() returned a Context it had returned before, or a layer itself",
+    )
     check((untouched(base), untouched(dev)) == before, "changing the result changed a layer")
 
 
 @case(
     "5.3",
     0.25,
-    "add_layer() must keep the context itself, so later changes to a layer show in the next "
-    "effective config",
+    "add_layer() must keep the context itself in layers (not a copy), so later changes to a "
+    "layer show in the next effective config",
+    rules=("5.3-d",),
 )
 def test_5_3_live_layers(learner):
     base = build(learner, BASE)
     layering = learner.ConfigLayering()
     layering.add_layer("base_config", base, 0)
     layering.add_layer("dev_config", build(learner, DEV), 10)
+    stored = layering.layers.value()
+    check(
+        isinstance(stored, dict) and same(learner, stored.get("base_config"), base),
+        "layers['base_config'] is not the context that was added (a copy?)",
+    )
     base.set("cache.size", 128, who="ops")
     data = layering.build_effective_config().to_dict()
     check(data.get("cache.size") == 128, f"a key set in a layer after adding it is missing: {data}")
@@ -913,31 +1177,47 @@ def test_5_3_live_layers(learner):
     "5.3",
     0.25,
     "add_layer() must raise ValueError naming a name that is already a layer, and change nothing",
+    rules=("5.3-c",),
     critical=True,
 )
 def test_5_3_duplicate(learner):
     layering = seed_layering(learner)
-    exc = raises(
-        lambda: layering.add_layer("dev_config", build(learner, [("app.debug", "x", "x")]), 99),
-        "ValueError",
-        "adding 'dev_config' twice",
+    zurich = build(learner, [("site", "Zürich", "ops")])
+    layering.add_layer("zürich", zurich, 5)
+    before = layering.priorities.value()
+    for name in ("dev_config", "zürich"):
+        exc = raises(
+            lambda name=name: layering.add_layer(name, build(learner, [("site", "x", "x")]), 99),
+            "ValueError",
+            f"adding {name!r} twice",
+        )
+        check(
+            names(exc.message, name),
+            f"adding {name!r} twice: the message {exc.message!r} does not name the layer",
+        )
+    stored = layering.layers.value()
+    check(
+        isinstance(stored, dict) and same(learner, stored.get("zürich"), zurich),
+        "after the rejected layer, layers['zürich'] is no longer the context first added",
     )
-    check("dev_config" in exc.message, f"the message {exc.message!r} does not name the layer")
+    priorities = layering.priorities.value()
+    check(priorities == before, f"after the rejected layers, priorities became {priorities!r}")
     data = layering.build_effective_config().to_dict()
-    expected = {k: v for k, (v, _) in SEED_EFFECTIVE.items()}
-    check(data == expected, f"after the rejected layer the effective config was {data!r}")
+    expected = {k: v for k, (v, _) in SEED_EFFECTIVE.items()} | {"site": "Zürich"}
+    check(data == expected, f"after the rejected layers the effective config was {data!r}")
     order = layering.layer_order.value()
     check(
-        order == ["base_config", "dev_config", "feature_flags"],
+        order == ["base_config", "zürich", "dev_config", "feature_flags"],
         f"after the rejected layer layer_order was {order!r}",
     )
 
 
 @case(
     "5.3",
-    1.0,
+    0.75,
     "the effective config must take each key from the highest-priority layer holding it (ties: "
     "the later layer), and get_config_source must name that layer (property test)",
+    rules=("5.3-b", "5.3-f", "5.3-g", "5.3-i", "5.3-m"),
 )
 def test_5_3_property(learner):
     layer_names = st.sampled_from(["base", "dev", "prod", "flags", "user", "alpha", "zeta"])
@@ -982,11 +1262,49 @@ def test_5_3_property(learner):
 @case(
     "5.3",
     0.25,
-    "the effective config's history must keep each layer's writes with their who "
-    "(built with merge_from)",
+    "the effective config's history must keep every layer's writes, in layer_order, each with "
+    "its who (built with merge_from)",
+    rules=("5.3-j",),
 )
 def test_5_3_history(learner):
     effective = seed_layering(learner).build_effective_config()
     writers = last_writers(effective)
     expected = {key: name for key, (_, name) in SEED_EFFECTIVE.items()}
     check(writers == expected, f"the last writer of each key was {writers!r}")
+    # every write of every layer, not only each key's final value
+    ops: Writes = [("cache.size", 64, "ops_alice"), ("cache.size", 128, "ops_bob")]
+    user: Writes = [("ui.theme", "dark", "zoë"), ("cache.size", 256, "zoë")]
+    layering = learner.ConfigLayering()
+    layering.add_layer("user", build(learner, user), 30)
+    layering.add_layer("ops", build(learner, ops), 10)
+    seen = all_writes(layering.build_effective_config())
+    check(
+        seen == ops + user,
+        f"the effective history, as (key, value, who), was {seen!r}; expected the ops layer's "
+        f"writes then the user layer's, {ops + user!r}",
+    )
+
+
+@case(
+    "5.3",
+    0.25,
+    "add_layer(name, ctx) without a priority must use priority 0, and store every layer's "
+    "priority in priorities",
+    rules=("5.3-a", "5.3-e"),
+)
+def test_5_3_priorities(learner):
+    layering = learner.ConfigLayering()
+    layering.add_layer("low", build(learner, [("k", "low", "l")]), -1)
+    layering.add_layer("plain", build(learner, [("k", "plain", "p")]))
+    layering.add_layer("high", build(learner, [("k", "high", "h")]), 1)
+    layering.add_layer("also_plain", build(learner, [("j", 1, "a")]))
+    priorities = layering.priorities.value()
+    expected = {"low": -1, "plain": 0, "high": 1, "also_plain": 0}
+    check(priorities == expected, f"priorities was {priorities!r}, expected {expected!r}")
+    order = layering.layer_order.value()
+    check(
+        order == ["low", "plain", "also_plain", "high"],
+        f"layers added without a priority must rank at 0; layer_order was {order!r}",
+    )
+    source = layering.get_config_source("k")
+    check(source == "high", f"get_config_source('k') returned {source!r}")

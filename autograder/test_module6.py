@@ -14,6 +14,7 @@ import copy
 import csv
 import json
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -168,6 +169,7 @@ CLEAN_ARGS = {
     "file_format(), columns_of() and is_number() must behave as the helper list says "
     "(given format first, else the suffix in lower case; keys in first-seen order; bool "
     "is not a number)",
+    rules=("6.1-f", "6.1-g", "6.1-h", "6.1-i"),
 )
 def test_6_1_small_helpers(learner):
     for args, expected in [
@@ -193,8 +195,9 @@ def test_6_1_small_helpers(learner):
 @case(
     "6.1",
     0.75,
-    "read_records(path, 'csv') must convert each cell: blank -> None, int, finite float, "
-    "else the text unchanged; short rows get None",
+    "read_records(path, 'csv') must read the file as UTF-8 and convert each cell: blank -> "
+    "None, int, finite float, else the text unchanged; short rows get None",
+    rules=("6.1-j", "6.1-k", "6.1-l", "6.1-m"),
 )
 def test_6_1_read_csv(learner, scratch):
     path = scratch / "cells.csv"
@@ -203,7 +206,8 @@ def test_6_1_read_csv(learner, scratch):
         "1,Ann,90,0.5,hello\n"
         "2, Bob ,,-1.5e2,nan\n"
         "3,Cy,007,1e3,   \n"
-        "4,Dee\n",
+        "4,Dee\n"
+        "5,Zoë Ünal, 42 ,1e400,-inf\n",
         encoding="utf-8",
     )
     got = learner.read_records(str(path), "csv")
@@ -212,6 +216,8 @@ def test_6_1_read_csv(learner, scratch):
         {"id": 2, "name": " Bob ", "score": None, "ratio": -150.0, "note": "nan"},
         {"id": 3, "name": "Cy", "score": 7, "ratio": 1000.0, "note": None},
         {"id": 4, "name": "Dee", "score": None, "ratio": None, "note": None},
+        # int(' 42 ') succeeds; 1e400 and -inf are floats, but not finite ones
+        {"id": 5, "name": "Zoë Ünal", "score": 42, "ratio": "1e400", "note": "-inf"},
     ]
     check(got == expected, f"it returned {got!r}")
     types = [[type(v).__name__ for v in r.values()] for r in got] if got == expected else []
@@ -222,6 +228,7 @@ def test_6_1_read_csv(learner, scratch):
             ["int", "str", "NoneType", "float", "str"],
             ["int", "str", "int", "float", "NoneType"],
             ["int", "str", "NoneType", "NoneType", "NoneType"],
+            ["int", "str", "int", "str", "str"],
         ],
         f"the values have the wrong types (int, float, str, None): {types}",
     )
@@ -239,6 +246,7 @@ def test_6_1_read_csv(learner, scratch):
     0.5,
     "read_records() must return a JSON list of objects as loaded, and raise ValueError for "
     "other JSON, for a CSV row longer than the header and for an unknown format",
+    rules=("6.1-n", "6.1-o", "6.1-p", "6.1-q"),
 )
 def test_6_1_read_json_and_errors(learner, scratch):
     data = [{"a": 1, "b": [1, {"c": None}]}, {"z": "text", "f": 2.5}, {}]
@@ -270,6 +278,7 @@ def test_6_1_read_json_and_errors(learner, scratch):
     0.75,
     "DataLoaderScriptlet must set data.raw, data.count, data.columns and data.source (in that "
     "order, who = the step name), reading source relative to the recipe's folder",
+    rules=("6.1-a", "6.1-b", "6.1-c", "6.1-d", "6.1-e", "6.1-r", "6.1-t"),
 )
 def test_6_1_loader_in_recipe(learner, orders):
     path = write_recipe(
@@ -315,8 +324,10 @@ def test_6_1_loader_in_recipe(learner, orders):
 @case(
     "6.1",
     0.5,
-    "DataLoaderScriptlet.validate must refuse a missing source file or an unknown format, so "
-    "the runner reports StepNotRunError (status not_run), not StepFailedError",
+    "DataLoaderScriptlet must refuse to run without a source, or with a missing source file "
+    "or an unknown format, so the runner reports StepNotRunError (status not_run), not "
+    "StepFailedError",
+    rules=("6.1-r", "6.1-s"),
 )
 def test_6_1_loader_cannot_run(learner, orders):
     (orders / "in" / "notes.txt").write_text("a,b\n1,2\n", encoding="utf-8")
@@ -335,6 +346,8 @@ def test_6_1_loader_cannot_run(learner, orders):
         status = ctx.get("run.steps.load.status")
         check(status == "not_run", f"loading {source!r}: the step's status was {status!r}")
         check("data.raw" not in ctx.keys(), f"loading {source!r} must set nothing")
+    path = write_recipe(orders, [step("load", "DataLoaderScriptlet", args={"format": "csv"})])
+    run_fails(learner, path, "StepNotRunError", detail="a load step without its source arg")
 
 
 @case(
@@ -343,6 +356,7 @@ def test_6_1_loader_cannot_run(learner, orders):
     "DataCleanerScriptlet must remove records by the first rule they break (required, "
     "numeric, range, duplicate), keep the others in order, and set data.clean, "
     "data.removed_count and clean.stats",
+    rules=("6.1-b", "6.1-c", "6.1-w", "6.1-x", "6.1-y", "6.1-z", "6.1-aa", "6.1-ab", "6.1-ac"),
 )
 def test_6_1_cleaner_rules(learner, orders):
     path = write_recipe(
@@ -412,6 +426,7 @@ def test_6_1_cleaner_rules(learner, orders):
     "DataCleanerScriptlet must keep everything with no rules (all four counts 0), keep "
     "duplicates unless drop_duplicates is true, and refuse to run (StepNotRunError) "
     "when data.raw is not in the context",
+    rules=("6.1-u", "6.1-v"),
 )
 def test_6_1_cleaner_defaults_and_validate(learner, orders):
     path = write_recipe(orders, [LOAD, step("clean", "DataCleanerScriptlet", depends_on=["load"])])
@@ -449,6 +464,7 @@ TRANSFORM_RECORDS = [
     1.0,
     "DataTransformerScriptlet must apply rename, scale and normalize in order to every record, "
     "and set data.transformed, transform.operations and (with aggregate) transform.groups",
+    rules=("6.1-c", "6.1-af", "6.1-ag", "6.1-ah", "6.1-ai", "6.1-ak", "6.1-al"),
 )
 def test_6_1_transformer(learner, scratch):
     ops = [
@@ -528,6 +544,7 @@ def test_6_1_transformer(learner, scratch):
     0.5,
     "DataTransformerScriptlet must refuse an unknown op in validate (StepNotRunError) and "
     "fail in run (StepFailedError) when scale or normalize meets a value that is not a number",
+    rules=("6.1-ad", "6.1-ae", "6.1-aj"),
 )
 def test_6_1_transformer_errors(learner, scratch):
     clean = {"data.clean": [{"v": 1}, {"v": "2"}]}
@@ -577,8 +594,10 @@ def test_6_1_transformer_errors(learner, scratch):
 @case(
     "6.1",
     0.75,
-    "DataExporterScriptlet must write data.transformed as JSON or CSV (header in first-seen "
-    "order, empty cells for missing or None), and set export.path and export.report",
+    "DataExporterScriptlet must write data.transformed as JSON (json.dump with indent=2) or "
+    "CSV (header in first-seen order, empty cells for missing or None), and set export.path "
+    "and export.report",
+    rules=("6.1-am", "6.1-an", "6.1-ao", "6.1-ap", "6.1-at"),
 )
 def test_6_1_exporter(learner, scratch):
     records = [{"b": 1, "a": None}, {"c": "x", "b": 2.5}, {}]
@@ -593,8 +612,13 @@ def test_6_1_exporter(learner, scratch):
         ],
     )
     ctx = run(learner, path, ctx=seeded(learner, {"data.transformed": records, "data.count": 10}))
-    written = json.loads((scratch / "out" / "result.json").read_text(encoding="utf-8"))
+    text = (scratch / "out" / "result.json").read_text(encoding="utf-8")
+    written = json.loads(text)
     check(written == records, f"the JSON file held {written!r}")
+    check(
+        text.rstrip("\n") == json.dumps(records, indent=2),
+        f"the JSON file must be written by json.dump(records, f, indent=2); it held {text!r}",
+    )
     with (scratch / "out" / "result.txt").open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     check(
@@ -646,6 +670,7 @@ def confirm_disk_full(os_module) -> None:
     0.5,
     "DataExporterScriptlet must write atomically: a temporary file moved with os.replace, "
     "none left behind, and the old target intact when the move fails",
+    rules=("6.1-aq", "6.1-ar", "6.1-as"),
     critical=True,
 )
 def test_6_1_exporter_atomic(learner, scratch):
@@ -689,6 +714,7 @@ def test_6_1_exporter_atomic(learner, scratch):
     0.5,
     "context_flow(history) must map each step to the keys it set, each once, in first-set "
     "order, steps in order of first entry, leaving out None and (unless include_runner) 'runner'",
+    rules=("6.1-au", "6.1-av", "6.1-aw", "6.1-ax"),
 )
 def test_6_1_context_flow(learner):
     history = [
@@ -718,6 +744,7 @@ def test_6_1_context_flow(learner):
     0.25,
     "the four scriptlets must run as a pipeline in dependency order (also with only=), and "
     "context_flow of the run must show each step's keys",
+    rules=("6.1-a", "6.1-b", "6.1-c", "6.1-d", "6.1-au"),
 )
 def test_6_1_pipeline_end_to_end(learner, orders):
     (orders / "out").mkdir()
@@ -786,9 +813,10 @@ def entry(who, key, before, after):
 
 @case(
     "6.2",
-    1.0,
-    "rollback_plan() must find the last 'ok' status entry and return (its step, the before "
-    "of each non-bookkeeping key's first entry after it)",
+    0.75,
+    "rollback_plan() must find the last entry that sets a run.steps.<name>.status key to 'ok' "
+    "and return (its step, the before of each non-bookkeeping key's first entry after it)",
+    rules=("6.2-a", "6.2-c", "6.2-d", "6.2-e", "6.2-f"),
 )
 def test_6_2_rollback_plan(learner):
     history = [
@@ -799,6 +827,8 @@ def test_6_2_rollback_plan(learner):
         status("b", "ok"),
         entry("c", "x", 2, 3),
         entry("c", "z", None, [1]),
+        entry("c", "job.status", "queued", "ok"),  # 'ok', but not a step's status key
+        entry("runner", "run.steps.c.note", None, "ok"),  # nor is this one
         entry("c", "x", 3, 4),
         entry("runner", "run.error", None, {"step": "c"}),
         entry("c", "rollback.restored", None, ["q"]),
@@ -813,10 +843,10 @@ def test_6_2_rollback_plan(learner):
     )
     good, values = got
     check(good == "b", f"the good step was {good!r}; b is the last step that finished ok")
-    expected = {"x": 2, "z": None, "y": "b1", "run_log": None}
+    expected = {"x": 2, "z": None, "job.status": "queued", "y": "b1", "run_log": None}
     check(values == expected, f"the values were {values!r}")
     check(
-        list(values) == ["x", "z", "y", "run_log"],
+        list(values) == ["x", "z", "job.status", "y", "run_log"],
         f"the keys must follow their first entries: {list(values)}",
     )
 
@@ -826,6 +856,7 @@ def test_6_2_rollback_plan(learner):
     0.5,
     "rollback_plan() must honour to_step, roll back everything when no step finished ok, and "
     "raise ValueError naming a to_step that never finished ok",
+    rules=("6.2-b", "6.2-g", "6.2-h"),
 )
 def test_6_2_rollback_plan_to_step_and_start(learner):
     history = [
@@ -834,17 +865,31 @@ def test_6_2_rollback_plan_to_step_and_start(learner):
         entry("b", "x", 1, 2),
         status("b", "ok"),
         entry("c", "x", 2, 3),
+        entry("a", "x", 3, 5),  # a runs again (a second run on the same context) ...
+        status("a", "ok"),  # ... and finishes ok again: its last 'ok' is the good point
+        entry("c", "x", 5, 6),
     ]
-    check(learner.rollback_plan(history, "a") == ("a", {"x": 1}), "rollback_plan(history, 'a')")
-    check(learner.rollback_plan(history, "b") == ("b", {"x": 2}), "rollback_plan(history, 'b')")
-    start = [entry("a", "x", None, 1), status("a", "failed"), entry("a", "y", 5, 6)]
+    for to_step, expected in (("a", ("a", {"x": 5})), ("b", ("b", {"x": 2}))):
+        got = learner.rollback_plan(history, to_step)
+        check(got == expected, f"rollback_plan(history, {to_step!r}) returned {got!r}")
+    start = [entry("prüfen", "x", None, 1), status("prüfen", "failed"), entry("prüfen", "y", 5, 6)]
     got = learner.rollback_plan(start)
     check(got == (None, {"x": None, "y": 5}), f"with no good point it returned {got!r}")
-    exc = raises(
-        lambda: learner.rollback_plan(start, "a"), "ValueError", "to_step 'a' never finished ok"
-    )
-    check("a" in exc.message, f"the message must name the step: {exc.message!r}")
-    raises(lambda: learner.rollback_plan(history, "zz"), "ValueError", "to_step 'zz'")
+    cases = [
+        (start, "prüfen"),  # it ran, but failed
+        ([status("load_more", "ok"), entry("t", "x", 1, 2)], "load"),  # only 'load_more' did
+        (history, "zz"),  # never ran
+    ]
+    for steps, to_step in cases:
+        exc = raises(
+            lambda steps=steps, to_step=to_step: learner.rollback_plan(steps, to_step),
+            "ValueError",
+            f"to_step {to_step!r} never finished ok",
+        )
+        check(
+            re.search(rf"(?<!\w){re.escape(to_step)}(?!\w)", exc.message) is not None,
+            f"to_step {to_step!r} never finished ok: the message must name it: {exc.message!r}",
+        )
 
 
 @case(
@@ -853,6 +898,7 @@ def test_6_2_rollback_plan_to_step_and_start(learner):
     "RollbackScriptlet, run on the context of a failed run, must restore each key to its value "
     "at the last good step (sorted order, who = its step) and set rollback.restored and "
     "rollback.to_step",
+    rules=("6.2-c", "6.2-i", "6.2-k", "6.2-l", "6.2-m"),
     critical=True,
 )
 def test_6_2_rollback_after_failed_run(learner, orders):
@@ -902,6 +948,7 @@ def test_6_2_rollback_after_failed_run(learner, orders):
     0.5,
     "RollbackScriptlet must roll back to to_step within a run, and refuse to run "
     "(StepNotRunError) when to_step never finished ok",
+    rules=("6.2-b", "6.2-j", "6.2-k", "6.2-l"),
 )
 def test_6_2_rollback_to_step(learner, orders):
     path = write_recipe(
@@ -945,6 +992,7 @@ def error_keys(ctx):
     "ErrorRecoveryManager.handle_error() must return False for an unknown error type and "
     "record error.type, error.details, error.recovery_method, error.recovered and error.log "
     "(who='recovery')",
+    rules=("6.2-n", "6.2-r", "6.2-s", "6.2-t", "6.2-u"),
 )
 def test_6_2_manager_records(learner):
     manager = learner.ErrorRecoveryManager()
@@ -982,6 +1030,7 @@ def test_6_2_manager_records(learner):
     0.75,
     "the data_load_failure strategy must load the fallback file into data.raw, data.count, "
     "data.columns and data.source, and report False (without raising) when it cannot",
+    rules=("6.2-n", "6.2-v", "6.2-w"),
 )
 def test_6_2_manager_data_load(learner, scratch):
     backup = [{"id": 1, "v": "a"}, {"id": 2, "w": 2.5}]
@@ -1037,6 +1086,7 @@ def test_6_2_manager_data_load(learner, scratch):
     "the processing_error strategy must roll back (True when it restored a key), "
     "validation_failure needs key and default, and a strategy that raises or returns "
     "anything but True has not recovered",
+    rules=("6.2-o", "6.2-p", "6.2-q", "6.2-x", "6.2-y", "6.2-z", "6.2-aa"),
 )
 def test_6_2_manager_processing_and_validation(learner, orders):
     path = write_recipe(
@@ -1095,12 +1145,68 @@ def test_6_2_manager_processing_and_validation(learner, orders):
     check(manager.handle_error(ctx, "validation_failure", {}) is False, "'yes' is not True")
 
 
+@case(
+    "6.2",
+    0.25,
+    "handle_error() must call whatever recovery_strategies holds for the error type, count "
+    "only exactly True as recovered, record error.recovery_method as METHODS.get(error_type) "
+    "(None for a type METHODS does not list), and set the error.* keys after the strategy ran",
+    rules=("6.2-o", "6.2-p", "6.2-s"),
+)
+def test_6_2_manager_custom_strategy(learner):
+    manager = learner.ErrorRecoveryManager()
+    strategies = manager.recovery_strategies.value()
+    check(isinstance(strategies, dict), "recovery_strategies must be a dict")
+    manager.recovery_strategies = {
+        **strategies,
+        "disk_full": learner.make(
+            expr(
+                "lambda ctx, details: "
+                "(ctx.set('disk.freed_mb', details['mb'], who='recovery'), True)[1]"
+            )
+        ),
+        "data_load_failure": learner.make(expr("lambda ctx, details: 1")),
+    }
+    ctx = learner.Context()
+    got = manager.handle_error(ctx, "disk_full", {"mb": 512})
+    check(got is True, f"a strategy that returned True: handle_error returned {got!r}")
+    check(ctx.get("disk.freed_mb") == 512, "the strategy for 'disk_full' was not called")
+    check(
+        ctx.get("error.recovery_method") is None and ctx.get("error.recovered") is True,
+        "for 'disk_full', which METHODS does not list, error.recovery_method must be None and "
+        f"error.recovered True; they were {ctx.get('error.recovery_method')!r} and "
+        f"{ctx.get('error.recovered')!r}",
+    )
+    keys = [e["key"] for e in ctx.get_history()]
+    expected = ["disk.freed_mb", "error.type", "error.details", "error.recovery_method"]
+    expected += ["error.recovered", "error.log"]
+    check(
+        keys == expected,
+        f"the history's keys were {keys!r}: the strategy runs first, then the error.* keys",
+    )
+    got = manager.handle_error(ctx, "data_load_failure", {"fallback": "nowhere.json"})
+    check(
+        got is False and ctx.get("error.recovered") is False,
+        f"a strategy that returned 1 (not exactly True) has not recovered; it returned {got!r}",
+    )
+    log = ctx.get("error.log")
+    check(
+        log
+        == [
+            {"type": "disk_full", "method": None, "recovered": True},
+            {"type": "data_load_failure", "method": "fallback_source", "recovered": False},
+        ],
+        f"error.log was {log!r}",
+    )
+
+
 # =========================================================================== exercise 6.3
 @case(
     "6.3",
     0.5,
     "load_config_file() must read YAML (.yaml, .yml) and JSON by suffix, and raise ValueError "
     "for another suffix or a file that does not hold a mapping",
+    rules=("6.3-a", "6.3-b"),
 )
 def test_6_3_load_config_file(learner, scratch):
     files = {
@@ -1131,6 +1237,7 @@ def test_6_3_load_config_file(learner, scratch):
     0.75,
     "merge_config() must deep-merge dicts, let the layer replace anything else (lists too), "
     "and return a new dict sharing nothing with its arguments, which stay unchanged",
+    rules=("6.3-c", "6.3-d", "6.3-e"),
 )
 def test_6_3_merge_config(learner):
     base = {
@@ -1186,6 +1293,18 @@ def test_6_3_merge_config(learner):
         after == [base, layer],
         "changing the merged result changed base or layer (shared dicts or lists)",
     )
+    # an empty layer changes no value, but the result is still a new dict sharing nothing
+    merged = learner.merge_config.live(kept_base, {})
+    check(
+        not learner.same(merged, kept_base),
+        "merge_config(base, {}) returned base itself, not a new dict",
+    )
+    shared = [
+        key
+        for key in ("db", "only", "tags", "mode")
+        if learner.same(merged.get.live(key), kept_base.get.live(key))
+    ]
+    check(not shared, f"merge_config(base, {{}}) shares base's values under {shared}")
 
 
 @case(
@@ -1193,6 +1312,7 @@ def test_6_3_merge_config(learner):
     0.5,
     "flatten_config() must turn nested non-empty dicts into dotted keys, keep lists and empty "
     "dicts as leaves, use str() on keys and honour prefix",
+    rules=("6.3-f", "6.3-g", "6.3-h"),
 )
 def test_6_3_flatten_config(learner):
     config = {"db": {"host": "h", "pool": {"max": 5}, "opts": {}}, "tags": [{"a": 1}], "on": None}
@@ -1201,6 +1321,8 @@ def test_6_3_flatten_config(learner):
     check(got == expected, f"it returned {got!r}")
     got = learner.flatten_config(config, "config")
     check(got == {f"config.{k}": v for k, v in expected.items()}, f"with prefix 'config': {got!r}")
+    got = learner.flatten_config(config, "")
+    check(got == expected, f"with prefix '' (empty: no prefix) it returned {got!r}")
     got = learner.flatten_config(learner.make(expr("{1: {True: 'x'}, 'a': {}}")))
     check(got == {"1.True": "x", "a": {}}, f"with keys 1 and True: {got!r}")
     check(learner.flatten_config({}) == {}, "an empty config")
@@ -1247,6 +1369,7 @@ FINAL = {
     1.0,
     "ConfigLoaderScriptlet must merge the layers in order, set config.<flat key> in sorted "
     "order, and record config_meta.layers (added, changed, removed) and config_meta.keys",
+    rules=("6.3-i", "6.3-j", "6.3-k", "6.3-l", "6.3-m"),
 )
 def test_6_3_loader_layers(learner, scratch):
     config_files(scratch)
@@ -1337,8 +1460,9 @@ VALIDATE_ARGS = {
     "6.3",
     1.0,
     "ConfigValidatorScriptlet must list the errors (missing, then type, then range, each in "
-    "the args' order, in the exact words), set config_meta.errors and config_meta.valid, "
-    "and fail the step when invalid",
+    "the args' order, in the exact words; a key holding None is present), set "
+    "config_meta.errors and config_meta.valid, and fail the step when invalid",
+    rules=("6.3-n", "6.3-o", "6.3-q", "6.3-r", "6.3-s", "6.3-t", "6.3-u", "6.3-v"),
 )
 def test_6_3_validator(learner, scratch):
     config_files(scratch)
@@ -1389,8 +1513,15 @@ def test_6_3_validator(learner, scratch):
     seen = [e["key"] for e in ctx.get_history() if e["step"] == "check"]
     check(seen == ["config_meta.errors", "config_meta.valid"], f"the check step set {seen!r}")
 
-    (scratch / "conf" / "b.yaml").write_text("flag: 1\nn: true\n", encoding="utf-8")
-    args = {"types": {"flag": "bool", "n": "int"}, "ranges": {"n": [0, 5]}}
+    # owner holds None: present all the same; 1.0 is written as 1.0 in the message
+    (scratch / "conf" / "b.yaml").write_text(
+        "flag: 1\nn: true\nowner: null\nratio: 2.5\n", encoding="utf-8"
+    )
+    args = {
+        "required": ["owner", "ghost"],
+        "types": {"flag": "bool", "n": "int", "owner": "str"},
+        "ranges": {"n": [0, 5], "ratio": [1.0, 2]},
+    }
     path = write_recipe(
         scratch,
         [
@@ -1402,10 +1533,28 @@ def test_6_3_validator(learner, scratch):
     ctx, _ = run_fails(
         learner, path, "StepFailedError", CONFIG, detail="1 is not a bool, True not an int"
     )
+    errors = [
+        "missing: ghost",
+        "type: flag must be bool",
+        "type: n must be int",
+        "type: owner must be str",
+        "range: n must be between 0 and 5",
+        "range: ratio must be between 1.0 and 2",
+    ]
     check(
-        ctx.get("config_meta.errors")
-        == ["type: flag must be bool", "type: n must be int", "range: n must be between 0 and 5"],
-        f"config_meta.errors was {ctx.get('config_meta.errors')!r}",
+        ctx.get("config_meta.errors") == errors,
+        f"config_meta.errors was {ctx.get('config_meta.errors')!r}, expected {errors!r} (a key "
+        "holding None is present)",
+    )
+    path = write_recipe(
+        scratch,
+        [LOAD_CONFIG, step("check", "ConfigValidatorScriptlet", depends_on=["load"])],
+        "noargs.yaml",
+    )
+    ctx = run(learner, path, CONFIG)
+    check(
+        ctx.get("config_meta.errors") == [] and ctx.get("config_meta.valid") is True,
+        "a validator step without args must find no errors",
     )
 
 
@@ -1414,6 +1563,7 @@ def test_6_3_validator(learner, scratch):
     0.25,
     "ConfigValidatorScriptlet.validate must refuse (StepNotRunError) when no configuration "
     "was loaded or a type name is unknown",
+    rules=("6.3-p",),
 )
 def test_6_3_validator_cannot_run(learner, scratch):
     config_files(scratch)
@@ -1452,6 +1602,7 @@ CHECK = step(
     0.5,
     "ConfigApplierScriptlet must set app.<component> (its keys and values) for each component "
     "in order, then app.components",
+    rules=("6.3-w", "6.3-y", "6.3-z"),
 )
 def test_6_3_applier(learner, scratch):
     config_files(scratch)
@@ -1480,6 +1631,7 @@ def test_6_3_applier(learner, scratch):
     0.5,
     "ConfigApplierScriptlet.validate must refuse (StepNotRunError) an unvalidated or invalid "
     "configuration and a component key that is not loaded",
+    rules=("6.3-x",),
     critical=True,
 )
 def test_6_3_applier_refuses(learner, scratch):
