@@ -8,6 +8,7 @@ and each has the exact score it deserves.
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from pathlib import Path
 
@@ -232,6 +233,8 @@ def test_feedback_shows_messages_never_hidden_tests(graded):
         root / "feedback" / "partial" / MODULE.id / MODULE.notebook.replace(".ipynb", ".html")
     ).read_text()
     assert "MiniContext.pop_dirty_keys() must return the keys set since the last call" in partial
+    # led by the ids of the notebook sentences it checks, so the learner can find them
+    assert re.search(r"\[1\.5-[a-z]+(, 1\.5-[a-z]+)*\] MiniContext\.pop_dirty_keys\(\)", partial)
     assert "0 / 6 points" in partial
 
 
