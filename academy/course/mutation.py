@@ -205,14 +205,7 @@ def generate_mutants(course: Course, module: Module) -> tuple[list[Mutant], int]
                     continue
                 mutated = mutated[:-1] if mutated.endswith("\n") else mutated
                 line = spec.start_pos[0]
-                changed = mutated.split("\n")
-                before = reference[line - 1].strip() if line <= len(reference) else ""
-                after = changed[line - 1].strip() if line <= len(changed) else ""
-                if before == after:  # a multi-line node: name the first line that differs
-                    for old, new in zip(reference, changed, strict=False):
-                        if old != new:
-                            before, after = old.strip(), new.strip()
-                            break
+                before, after = changed_lines(reference, mutated.split("\n"), line)
                 mutants.append(
                     Mutant(
                         cell,
@@ -226,6 +219,28 @@ def generate_mutants(course: Course, module: Module) -> tuple[list[Mutant], int]
                     )
                 )
     return mutants, left_out
+
+
+def changed_lines(reference: list[str], mutated: list[str], line: int) -> tuple[str, str]:
+    """What the mutation at ``line`` (1-based) did: the reference line and the mutant's, each
+    stripped; a statement the mutant drops is ``(removed)``, a multi-line one is joined
+    with `` / ``."""
+    if len(mutated) == len(reference):
+        pairs = [(a.strip(), b.strip()) for a, b in zip(reference, mutated, strict=True) if a != b]
+        if pairs:
+            return " / ".join(a for a, _ in pairs), " / ".join(b for _, b in pairs)
+        return "", ""
+    if len(mutated) < len(reference) and line <= len(reference):
+        # a statement removed (with the blank and comment lines before it, which the parser
+        # keeps with it): name the statement's own line
+        return reference[line - 1].strip(), "(removed)"
+    matcher = difflib.SequenceMatcher(a=reference, b=mutated, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag != "equal":
+            old = " / ".join(x.strip() for x in reference[i1:i2]) or "(nothing)"
+            new = " / ".join(x.strip() for x in mutated[j1:j2]) or "(removed)"
+            return old, new
+    return "", ""
 
 
 def diff(mutant: Mutant, reference: str) -> str:
