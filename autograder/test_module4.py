@@ -371,6 +371,7 @@ def test_4_2_changed(learner):
         "{'pair': (1, 2), "
         "'nested_tuples': [(1, (2,)), {'t': ()}], "
         "'keys': {3: 'a', 2.5: 'b', False: 'c', None: 'd'}, "
+        "'clashing_keys': {1: 'int', '1': 'str'}, "
         "'deep_key': [{'a': {7: [1]}}], "
         "'int_enum': __import__('enum').IntEnum('Level', 'LOW HIGH').HIGH, "
         "'str_enum': __import__('enum').Enum('Color', {'RED': 'red'}, type=str).RED, "
@@ -381,6 +382,7 @@ def test_4_2_changed(learner):
         "pair": [1, 2],
         "nested_tuples": [[1, [2]], {"t": []}],
         "keys": {"3": "a", "2.5": "b", "false": "c", "null": "d"},
+        "clashing_keys": {"1": "str"},  # two keys that JSON writes the same: the last stays
         "deep_key": [{"a": {"7": [1]}}],
         "int_enum": 2,
         "str_enum": "red",
@@ -704,12 +706,24 @@ def test_4_3_import_malformed(learner):
 def test_4_3_import_integrity(learner):
     exp = exporter(learner)
     good = expected_export(SAMPLE)
-    bad_count = dict(good, key_count=4)
-    exc = raises(lambda: exp.import_with_validation(bad_count), "ValueError", "wrong key_count")
-    check("key_count" in exc.message, f"the message {exc.message!r} does not name key_count")
+    for stated in (len(SAMPLE) + 1, len(SAMPLE) - 1):  # too many and too few
+        bad_count = dict(good, key_count=stated)
+        exc = raises(
+            lambda bad=bad_count: exp.import_with_validation(bad),
+            "ValueError",
+            f"key_count {stated} for {len(SAMPLE)} keys",
+        )
+        check("key_count" in exc.message, f"the message {exc.message!r} does not name key_count")
     tampered = dict(good, data=dict(SAMPLE, flags={"debug": False}))
     exc = raises(lambda: exp.import_with_validation(tampered), "ValueError", "changed data")
     check("checksum" in exc.message, f"the message {exc.message!r} does not name checksum")
+    for stated in ("0" * 64, "f" * 64):  # a wrong checksum sorting before and after the right one
+        exc = raises(
+            lambda c=stated: exp.import_with_validation(dict(good, checksum=c)),
+            "ValueError",
+            f"the checksum {stated[:8]}...",
+        )
+        check("checksum" in exc.message, f"the message {exc.message!r} does not name checksum")
     nan_data = {
         "format_version": "1.0",
         "data": {"température_max": 1, "température": float("nan"), "ok": 2},
