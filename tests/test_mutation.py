@@ -68,15 +68,6 @@ def test_an_obvious_mutant_is_killed_and_the_reference_survives(module1_mutants)
     assert grade_mutant(COURSE, module, unchanged) == "survived"
 
 
-def survivors_in_report(text: str) -> set[tuple[str, str, str, str]]:
-    found = set()
-    for line in text.split("## Survivors", 1)[1].split("## Equivalent", 1)[0].splitlines():
-        match = re.match(r"- `(\w+)` line \d+, (\S+): `(.*)` → `(.*)`$", line)
-        if match:
-            found.add(match.groups())
-    return found
-
-
 @pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
 def test_report_is_current_and_meets_the_goal(module):
     path = mutation.records_dir(COURSE) / f"{module.id}.md"
@@ -102,8 +93,7 @@ def test_equivalence_records_give_reasons_and_match_a_mutant(module):
 
 @pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
 def test_a_sample_of_mutants_grades_as_its_report_says(module):
-    path = mutation.records_dir(COURSE) / f"{module.id}.md"
-    survivors = survivors_in_report(path.read_text(encoding="utf-8")) if path.is_file() else set()
+    survivors = mutation.report_survivors(COURSE, module)
     equivalent = {e.signature for e in load_equivalents(COURSE, module)}
     mutants, _ = mutants_of(module.id)
     seed = fingerprint(solution_cells(COURSE, module))

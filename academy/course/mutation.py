@@ -312,6 +312,7 @@ def run_mutation(
     sample: int | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    survivors_only: bool = False,
 ) -> MutationReport:
     """Grade every mutant of ``module`` (or a seeded ``sample`` of them)."""
     import cosmic_ray
@@ -321,7 +322,10 @@ def run_mutation(
     generated = len(mutants) + left_out
     equivalent = {e.signature for e in load_equivalents(course, module)}
     chosen = mutants
-    if sample is not None and sample < len(mutants):
+    if survivors_only:  # re-grade what the committed report says survived
+        listed = report_survivors(course, module)
+        chosen = [m for m in mutants if m.signature in listed]
+    elif sample is not None and sample < len(mutants):
         chosen = random.Random(seed).sample(mutants, sample)
     outcomes: dict[str, str] = {}
     to_grade = []
@@ -415,6 +419,21 @@ def fingerprint(references: dict[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+def report_survivors(course: Course, module: Module) -> set[tuple[str, str, str, str]]:
+    """The survivors the committed report lists, as mutant signatures."""
+    path = records_dir(course) / f"{module.id}.md"
+    if not path.is_file():
+        return set()
+    text = path.read_text(encoding="utf-8")
+    block = text.split("## Survivors", 1)[-1].split("## Equivalent", 1)[0]
+    found = set()
+    for line in block.splitlines():
+        match = re.match(r"- `(\w+)` line \d+, (\S+): `(.*)` → `(.*)`$", line)
+        if match:
+            found.add((match[1], match[2], match[3], match[4]))
+    return found
+
+
 def report_fingerprint(course: Course, module: Module) -> str | None:
     path = records_dir(course) / f"{module.id}.md"
     if not path.is_file():
@@ -435,6 +454,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="mutants graded at once")
     parser.add_argument("--sample", type=int, help="grade only this many (seeded) mutants")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--survivors",
+        action="store_true",
+        help="grade again only the survivors the committed report lists (no report written)",
+    )
     parser.add_argument("--build", default="build/mutation", help="where the JSON goes")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
@@ -450,9 +474,15 @@ def main(argv: Iterable[str] | None = None) -> int:
                 print(f"{name}: {done}/{total} graded", flush=True)
 
         report = run_mutation(
-            course, module, jobs=args.jobs, sample=args.sample, seed=args.seed, progress=tick
+            course,
+            module,
+            jobs=args.jobs,
+            sample=args.sample,
+            seed=args.seed,
+            progress=tick,
+            survivors_only=args.survivors,
         )
-        if args.sample is None:
+        if args.sample is None and not args.survivors:
             path = write_report(course, report, course.root / args.build)
             print(f"{module.id}: report in {path}")
         print(
