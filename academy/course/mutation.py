@@ -40,7 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ class Mutant:
     before: str  # that line in the reference, stripped
     after: str  # the same line in the mutant, stripped
     source: str = field(repr=False, compare=False)
+    nth: int = 1  # the same change of the same text elsewhere in the cell: 2, 3, ...
 
     @property
     def key(self) -> str:
@@ -97,9 +98,10 @@ class Mutant:
         return f"{self.cell}:{self.operator}:{self.occurrence}"
 
     @property
-    def signature(self) -> tuple[str, str, str, str]:
-        """What an equivalence record matches: stable while the lines themselves stay."""
-        return (self.cell, self.operator, self.before, self.after)
+    def signature(self) -> tuple[str, str, str, str, int]:
+        """What an equivalence record matches: stable while the lines themselves stay
+        (``nth`` tells identical lines of one cell apart, in reading order)."""
+        return (self.cell, self.operator, self.before, self.after, self.nth)
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,11 @@ class Equivalent:
     line: str
     becomes: str
     reason: str
+    nth: int = 1  # which of several identical lines of the cell, in reading order
 
     @property
-    def signature(self) -> tuple[str, str, str, str]:
-        return (self.cell, self.operator, self.line, self.becomes)
+    def signature(self) -> tuple[str, str, str, str, int]:
+        return (self.cell, self.operator, self.line, self.becomes, self.nth)
 
 
 @dataclass
@@ -218,7 +221,12 @@ def generate_mutants(course: Course, module: Module) -> tuple[list[Mutant], int]
                         mutated,
                     )
                 )
-    return mutants, left_out
+    seen: Counter[tuple[str, str, str, str]] = Counter()
+    numbered = []
+    for m in mutants:
+        seen[m.signature[:4]] += 1
+        numbered.append(replace(m, nth=seen[m.signature[:4]]))
+    return numbered, left_out
 
 
 def changed_lines(reference: list[str], mutated: list[str], line: int) -> tuple[str, str]:
@@ -401,12 +409,15 @@ def write_report(course: Course, report: MutationReport, build: Path) -> Path:
     if not survivors:
         lines.append("None.")
     for m in survivors:
-        lines += [
-            f"- `{m.cell}` line {m.line}, {m.operator}: `{m.before}` → `{m.after}`",
-        ]
+        again = f" (nth: {m.nth})" if m.nth > 1 else ""
+        lines.append(f"- `{m.cell}` line {m.line}, {m.operator}: `{m.before}` → `{m.after}`{again}")
     lines += ["", "## Equivalent (autograder/mutation/" + f"{report.module}.yaml)", ""]
     records = load_equivalents(course, module)
-    lines += [f"- `{e.cell}`: `{e.line}` → `{e.becomes}`: {e.reason}" for e in records] or ["None."]
+    lines += [
+        f"- `{e.cell}`: `{e.line}` → `{e.becomes}`{f' (nth: {e.nth})' if e.nth > 1 else ''}: "
+        f"{e.reason}"
+        for e in records
+    ] or ["None."]
     path = records_dir(course) / f"{report.module}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -419,7 +430,7 @@ def fingerprint(references: dict[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def report_survivors(course: Course, module: Module) -> set[tuple[str, str, str, str]]:
+def report_survivors(course: Course, module: Module) -> set[tuple[str, str, str, str, int]]:
     """The survivors the committed report lists, as mutant signatures."""
     path = records_dir(course) / f"{module.id}.md"
     if not path.is_file():
@@ -428,9 +439,9 @@ def report_survivors(course: Course, module: Module) -> set[tuple[str, str, str,
     block = text.split("## Survivors", 1)[-1].split("## Equivalent", 1)[0]
     found = set()
     for line in block.splitlines():
-        match = re.match(r"- `(\w+)` line \d+, (\S+): `(.*)` → `(.*)`$", line)
+        match = re.match(r"- `(\w+)` line \d+, (\S+): `(.*)` → `(.*?)`(?: \(nth: (\d+)\))?$", line)
         if match:
-            found.add((match[1], match[2], match[3], match[4]))
+            found.add((match[1], match[2], match[3], match[4], int(match[5] or 1)))
     return found
 
 
