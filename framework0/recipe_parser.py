@@ -318,66 +318,134 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class _Findings:
+    """The problems found in one recipe, reported sorted by YAML line, then as found.
+
+    Problems without a line sort last; a message found twice is reported once (jsonschema's
+    "required" can repeat itself).
+    """
+
+    def __init__(self, recipe: dict[str, Any], lines: dict[_Path, int]) -> None:
+        self.recipe = recipe
+        self.lines = lines
+        self._found: list[tuple[float, int, str]] = []  # (line, order, message)
+
+    def add(self, path: _Path, message: str) -> None:
+        """Record a problem at ``path``, labelled with its step, field and line."""
+        label, line = _label(self.recipe, path, self.lines)
+        self._found.append((line or float("inf"), len(self._found), f"{label}: {message}"))
+
+    def add_unplaced(self, message: str) -> None:
+        """Record a problem of the recipe as a whole, reported after every placed one."""
+        self._found.append((float("inf"), len(self._found), message))
+
+    def messages(self) -> list[str]:
+        return list(dict.fromkeys(msg for *_, msg in sorted(self._found)))
+
+
 def _problems(recipe: Any, lines: dict[_Path, int]) -> list[str]:
-    found: list[tuple[float, int, str]] = []  # (line, order, message): sorted by line
-
-    def add(path: _Path, message: str) -> None:
-        label, line = _label(recipe, path, lines)
-        found.append((line or float("inf"), len(found), f"{label}: {message}"))
-
     if not isinstance(recipe, Mapping):
         got = _JSON_TYPES.get(type(recipe), type(recipe).__name__)
         return [f"a recipe must be a mapping with a 'steps' list, got {got}"]
     recipe = dict(recipe)
+    findings = _Findings(recipe, lines)
+    _check_schema(recipe, findings)
+    steps = recipe.get("steps")
+    if isinstance(steps, list):
+        # Cross-step checks on whatever is well-formed enough to check.
+        names = _check_uniqueness(steps, findings)
+        _check_dependencies(steps, names, findings)
+    return findings.messages()
+
+
+def _check_schema(recipe: dict[str, Any], findings: _Findings) -> None:
+    """Report every way ``recipe`` departs from ``RECIPE_SCHEMA``."""
     for error in _validator("recipe").iter_errors(recipe):
         for path, message in _describe(error):
-            add(path, message)
+            findings.add(path, message)
 
-    steps = recipe.get("steps")
-    if not isinstance(steps, list):
-        return list(dict.fromkeys(msg for *_, msg in sorted(found)))
-    # Cross-step checks on whatever is well-formed enough to check.
+
+def _check_uniqueness(steps: list[Any], findings: _Findings) -> dict[str, int]:
+    """Report repeated step names and idx values; return each name's first step index.
+
+    Both are checked step by step, so a step's repeated name is reported before its
+    repeated idx and problems on no known line keep the order of the steps.
+    """
     names: dict[str, int] = {}
     idxs: dict[int, int] = {}
     for i, step in enumerate(steps):
-        if not isinstance(step, dict):
-            continue
-        name, idx = step.get("name"), step.get("idx")
-        if isinstance(name, str) and name:
-            if name in names:
-                first = lines.get(("steps", names[name]))
-                where = f" (first used on line {first})" if first else f" (step #{names[name] + 1})"
-                add(("steps", i, "name"), f"duplicate step name {name!r}{where}")
-            else:
-                names[name] = i
-        if isinstance(idx, int) and not isinstance(idx, bool):
-            if idx in idxs:
-                other = steps[idxs[idx]].get("name", f"#{idxs[idx] + 1}")
-                first = lines.get(("steps", idxs[idx]))
-                at = f" on line {first}" if first else ""
-                add(("steps", i, "idx"), f"duplicate idx {idx} (also used by step {other!r}{at})")
-            else:
-                idxs[idx] = i
+        if isinstance(step, dict):
+            _check_unique_name(step, i, names, findings)
+            _check_unique_idx(steps, i, idxs, findings)
+    return names
 
+
+def _check_unique_name(
+    step: dict[str, Any], i: int, names: dict[str, int], findings: _Findings
+) -> None:
+    """Report step ``i``'s name if an earlier step has it, else remember it in ``names``."""
+    name = step.get("name")
+    if not isinstance(name, str) or not name:
+        return
+    if name not in names:
+        names[name] = i
+        return
+    first = findings.lines.get(("steps", names[name]))
+    where = f" (first used on line {first})" if first else f" (step #{names[name] + 1})"
+    findings.add(("steps", i, "name"), f"duplicate step name {name!r}{where}")
+
+
+def _check_unique_idx(steps: list[Any], i: int, idxs: dict[int, int], findings: _Findings) -> None:
+    """Report step ``i``'s idx if an earlier step has it, else remember it in ``idxs``."""
+    idx = steps[i].get("idx")
+    if not isinstance(idx, int) or isinstance(idx, bool):
+        return
+    if idx not in idxs:
+        idxs[idx] = i
+        return
+    other = steps[idxs[idx]].get("name", f"#{idxs[idx] + 1}")
+    first = findings.lines.get(("steps", idxs[idx]))
+    at = f" on line {first}" if first else ""
+    findings.add(("steps", i, "idx"), f"duplicate idx {idx} (also used by step {other!r}{at})")
+
+
+def _check_dependencies(steps: list[Any], names: dict[str, int], findings: _Findings) -> None:
+    """Report ``depends_on`` entries naming no step, then a cycle among the known ones."""
     graph = DependencyGraph()
     for i, step in enumerate(steps):
-        deps = step.get("depends_on", []) if isinstance(step, dict) else []
-        deps = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
-        for j, dep in enumerate(deps):
-            if dep not in names:
-                hint = difflib.get_close_matches(dep, list(names), n=1)
-                tip = f" (did you mean {hint[0]!r}?)" if hint else ""
-                add(("steps", i, "depends_on", j), f"unknown step {dep!r}{tip}")
+        deps = _step_dependencies(step)
+        _check_known_dependencies(i, deps, names, findings)
         name = step.get("name") if isinstance(step, dict) else None
         if isinstance(name, str) and names.get(name) == i:
             graph.add_task(name, [d for d in deps if d in names])
+    _check_cycle(graph, names, findings)
+
+
+def _step_dependencies(step: Any) -> list[str]:
+    """The names in a step's ``depends_on`` that are strings (the schema reports the rest)."""
+    deps = step.get("depends_on", []) if isinstance(step, dict) else []
+    return [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
+
+
+def _check_known_dependencies(
+    i: int, deps: list[str], names: dict[str, int], findings: _Findings
+) -> None:
+    """Report each dependency of step ``i`` that names no step, with a likely intended one."""
+    for j, dep in enumerate(deps):
+        if dep not in names:
+            hint = difflib.get_close_matches(dep, list(names), n=1)
+            tip = f" (did you mean {hint[0]!r}?)" if hint else ""
+            findings.add(("steps", i, "depends_on", j), f"unknown step {dep!r}{tip}")
+
+
+def _check_cycle(graph: DependencyGraph, names: dict[str, int], findings: _Findings) -> None:
+    """Report a dependency cycle, with the lines of its steps when all of them are known."""
     try:
         graph.get_task_order()
     except CycleError as exc:
-        cycle_lines = [lines.get(("steps", names[n])) for n in exc.cycle[:-1]]
+        cycle_lines = [findings.lines.get(("steps", names[n])) for n in exc.cycle[:-1]]
         where = f" (lines {', '.join(map(str, cycle_lines))})" if all(cycle_lines) else ""
-        found.append((float("inf"), len(found), f"steps: {exc}{where}"))
-    return list(dict.fromkeys(msg for *_, msg in sorted(found)))  # "required" repeats itself
+        findings.add_unplaced(f"steps: {exc}{where}")
 
 
 def validate_recipe(recipe: Mapping[str, Any], source: str | None = None) -> None:

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.sandbox import Sandbox
@@ -357,54 +357,59 @@ class Learner:
         """
         while True:
             self._spawn()
-            left_out = {p["cell"] for p in self.load_problems if p.get("left_out")}
+            left_out = self._left_out_cells()
             cells = [c for c in self.cells if c["index"] not in left_out]
-            self._progress = None
-            self._loading = frozenset(c["index"] for c in cells)
             try:
-                reply = self._exchange({"op": "load", "cells": cells}, self.limits.load_seconds)
+                reply = self._load_cells(cells)
             except LearnerError as exc:
-                culprit = self._progress
-                if culprit is None or culprit in left_out:
+                problem = self._leave_out_culprit(exc, cells, left_out)
+                if problem is None:
                     raise
-                if len(left_out) >= self.limits.max_left_out:
-                    raise type(exc)(
-                        f"{exc}; {len(left_out)} cells were left out already, the most "
-                        "the grader leaves out"
-                    ) from None
-                label = next(
-                    c.get("label", f"cell {culprit}") for c in cells if c["index"] == culprit
-                )
-                kind = "Timeout" if isinstance(exc, LearnerTimeout) else "ProcessEnded"
-                self.load_problems.append(
-                    {
-                        "cell": culprit,
-                        "label": label,
-                        "left_out": True,
-                        "error": {
-                            "type": kind,
-                            "mro": [kind],
-                            "where": "",
-                            "message": f"{exc}; this cell was left out",
-                        },
-                    }
-                )
+                self.load_problems.append(problem)
                 continue
-            finally:
-                self._loading = frozenset()
-            problems = reply.get("value")
-            if not isinstance(problems, list) or not all(
-                isinstance(p, dict)
-                and type(p.get("cell")) is int
-                and isinstance(p.get("label"), str)
-                and _is_error(p.get("error"))
-                for p in problems
-            ):
-                self.close()
-                raise LearnerCrashed("the grader could not load your notebook's code")
-            kept = [p for p in self.load_problems if p.get("left_out")]
-            self.load_problems = kept + problems
+            self._keep_load_problems(reply)
             return
+
+    def _left_out_cells(self) -> set[int]:
+        """The cells left out of earlier loads for hanging or ending the worker."""
+        return {p["cell"] for p in self.load_problems if p.get("left_out")}
+
+    def _load_cells(self, cells: list[dict[str, Any]]) -> dict[str, Any]:
+        """Send the load request, noting which cell is running (``_progress``) meanwhile."""
+        self._progress = None
+        self._loading = frozenset(c["index"] for c in cells)
+        try:
+            return self._exchange({"op": "load", "cells": cells}, self.limits.load_seconds)
+        finally:
+            self._loading = frozenset()
+
+    def _leave_out_culprit(
+        self, exc: LearnerError, cells: list[dict[str, Any]], left_out: set[int]
+    ) -> dict[str, Any] | None:
+        """The load problem that leaves out the cell that was running when loading failed.
+
+        None when no cell can be blamed (none was running, or it was left out already): the
+        failure is then the learner's whole notebook's. Raises when too many cells are out.
+        """
+        culprit = self._progress
+        if culprit is None or culprit in left_out:
+            return None
+        if len(left_out) >= self.limits.max_left_out:
+            raise type(exc)(
+                f"{exc}; {len(left_out)} cells were left out already, the most "
+                "the grader leaves out"
+            ) from None
+        label = next(c.get("label", f"cell {culprit}") for c in cells if c["index"] == culprit)
+        return _left_out_problem(culprit, label, exc)
+
+    def _keep_load_problems(self, reply: dict[str, Any]) -> None:
+        """Record the problems the worker reported while loading, after the left-out cells."""
+        problems = reply.get("value")
+        if not _are_load_problems(problems):
+            self.close()
+            raise LearnerCrashed("the grader could not load your notebook's code")
+        kept = [p for p in self.load_problems if p.get("left_out")]
+        self.load_problems = kept + problems
 
     def _spawn(self) -> None:
         if self._workdir is None:
@@ -527,6 +532,33 @@ def _is_error(info: Any) -> bool:
         and isinstance(info.get("mro"), list)
         and all(isinstance(k, str) for k in info["mro"])
     )
+
+
+def _are_load_problems(value: Any) -> TypeGuard[list[dict[str, Any]]]:
+    """Is ``value`` a list of load problems the way the worker reports them?"""
+    return isinstance(value, list) and all(
+        isinstance(p, dict)
+        and type(p.get("cell")) is int
+        and isinstance(p.get("label"), str)
+        and _is_error(p.get("error"))
+        for p in value
+    )
+
+
+def _left_out_problem(cell: int, label: str, exc: LearnerError) -> dict[str, Any]:
+    """The load problem of a cell left out for hanging or ending the worker (``exc``)."""
+    kind = "Timeout" if isinstance(exc, LearnerTimeout) else "ProcessEnded"
+    return {
+        "cell": cell,
+        "label": label,
+        "left_out": True,
+        "error": {
+            "type": kind,
+            "mro": [kind],
+            "where": "",
+            "message": f"{exc}; this cell was left out",
+        },
+    }
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from academy.env import tool_env
 from academy.grading.sanitize import NOT_GRADED
 
 __all__ = [
+    "ParallelGrader",
     "StudentResult",
     "grade_in_parallel",
     "grade_on_dask",
@@ -210,104 +211,172 @@ def grade_in_parallel(
         )
     students = students if students is not None else submitted_students(root, assignment)
     workers = max(1, workers or os.cpu_count() or 1)
-    results: list[StudentResult] = []
     report = on_result or (lambda result: None)
     with Gradebook(_db_url(main_db)) as main:
-        todo = _students_to_grade(main, assignment, students, force, results, report)
-        batches = _batches(todo, workers)
+        grader = ParallelGrader(root, assignment, students, main, workers, nbgrader_args, report)
+        return grader.grade_students(force)
+
+
+class ParallelGrader:
+    """Grade students in batches of nbgrader processes, as the only writer of ``main``.
+
+    Each batch runs stock ``nbgrader autograde`` on a private copy of the gradebook (see the
+    module docstring); this object launches the batches, copies each student's grades into
+    the real gradebook as soon as a copy holds them, and grades once more, alone, a student
+    whose batch stopped before grading them. One object grades once (``grade_students``).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        assignment: str,
+        students: list[str],
+        main: Gradebook,
+        workers: int,
+        nbgrader_args: tuple[str, ...] = (),
+        report: Callable[[StudentResult], None] = lambda result: None,
+    ) -> None:
+        self.root = root
+        self.assignment = assignment
+        self.students = students  # everyone this run grades, saved or not
+        self.main = main
+        self.main_db = root / "gradebook.db"
+        self.workers = workers
+        self.nbgrader_args = nbgrader_args
+        self.report = report
+        self.results: list[StudentResult] = []
+        self.batches: list[list[str]] = []
+        self.stale: set[str] = set()  # old grades are in the private copies too (force)
+        self.done_students: set[str] = set()
+        self.marks: dict[int, float] = {}  # batch -> when it was last seen to finish a student
+        self.running: dict[Future[list[StudentResult]], int] = {}
+        self.processes: dict[int, subprocess.Popen[str]] = {}
+        self.tmp = Path()  # the private copies' folder, set while grade_students runs
+        self.pool = ThreadPoolExecutor(max_workers=workers)  # no thread before a submit
+
+    def grade_students(self, force: bool) -> list[StudentResult]:
+        """Grade every student not saved yet (everyone with ``force``); return all results."""
+        todo = _students_to_grade(
+            self.main, self.assignment, self.students, force, self.results, self.report
+        )
+        self.batches = _batches(todo, self.workers)
         # With --force, old grades are in the copies too: those students are reported only when
         # their batch ends; everybody else as soon as their new grades are in a private copy.
-        stale = {s for s in todo if is_saved(main, assignment, s)}
-        done_students: set[str] = set()
-
-        def save(number: int, result: StudentResult) -> None:
-            """Copy a student's grades, or flags and reason, into the real gradebook (this
-            thread only)."""
-            if result.status == "graded":
-                saved = _copy_grades(private(number), main, assignment, result.student)
-                result.score, result.max_score = saved.score, saved.max_score
-                result.flagged = saved.flagged
-                result.status, result.error = saved.status, saved.error
-            elif result.status == "failed":
-                reason = _copy_flags(private(number), main, assignment, result.student)
-                if reason:
-                    result.error, result.flagged = reason, True
-
-        marks: dict[int, float] = {}  # batch -> when it was last seen to finish a student
-
-        def stream(numbers: list[int]) -> None:
-            """Save and report the students of running batches whose grades are in already."""
-            for number in numbers:
-                marks.setdefault(number, time.monotonic())
-                waiting = [s for s in batches[number] if s not in done_students | stale]
-                for student in _saved_in(private(number), assignment, waiting):
-                    now = time.monotonic()
-                    result = StudentResult(student, "graded", seconds=now - marks[number])
-                    marks[number] = now
-                    save(number, result)
-                    done_students.add(student)
-                    results.append(result)
-                    report(result)
-
+        self.stale = {s for s in todo if is_saved(self.main, self.assignment, s)}
         with tempfile.TemporaryDirectory(prefix="f0-parallel-") as tmp:
+            self.tmp = Path(tmp)
+            for number, _ in enumerate(self.batches):  # private copies, before any write
+                self.copy_gradebook(number)
+            self.run_batches()
+        return self.results
 
-            def private(number: int) -> Path:
-                return Path(tmp) / f"batch{number}.db"
+    def private_db(self, number: int) -> Path:
+        """Batch ``number``'s private copy of the gradebook."""
+        return self.tmp / f"batch{number}.db"
 
-            for number, _ in enumerate(batches):  # private copies, before any write
-                shutil.copy2(main_db, private(number))
-            running: dict[Future[list[StudentResult]], int] = {}
-            processes: dict[int, subprocess.Popen[str]] = {}
-            pool = ThreadPoolExecutor(max_workers=workers)
+    def copy_gradebook(self, number: int) -> None:
+        """Give batch ``number`` its private copy of the real gradebook."""
+        shutil.copy2(self.main_db, self.private_db(number))
 
-            def launch(number: int) -> None:
-                future = pool.submit(
-                    _autograde_batch,
-                    root,
-                    assignment,
-                    batches[number],
-                    students,
-                    number,
-                    private(number),
-                    nbgrader_args,
-                    processes,
-                )
-                running[future] = number
+    def run_batches(self) -> None:
+        """Run every batch; on any interruption stop them, keeping every finished grade."""
+        try:
+            for number, _ in enumerate(self.batches):
+                self.launch_batch(number)
+            while self.running:
+                done, _ = wait(self.running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    number = self.running.pop(future)
+                    self.collect_batch(number, future.result())
+                self.stream_grades([n for n in self.running.values() if n in self.processes])
+        except BaseException:
+            self.stop_batches()
+            raise
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
-            try:
-                for number, _ in enumerate(batches):
-                    launch(number)
-                while running:
-                    done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        number = running.pop(future)
-                        for result in future.result():
-                            if result.student in done_students:  # saved while the batch ran
-                                continue
-                            if (
-                                result.status == "failed"
-                                and len(batches[number]) > 1
-                                and not _reason_in(private(number), assignment, result.student)
-                            ):  # a batch-mate may have stopped nbgrader: once more, alone
-                                batches.append([result.student])
-                                shutil.copy2(main_db, private(len(batches) - 1))
-                                launch(len(batches) - 1)
-                                continue
-                            save(number, result)
-                            done_students.add(result.student)
-                            results.append(result)
-                            report(result)
-                    stream([n for n in running.values() if n in processes])
-            except BaseException:
-                for future in running:
-                    future.cancel()
-                for proc in list(processes.values()):
-                    _stop(proc)
-                stream(list(running.values()))  # keep every grade that was finished
-                raise
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-    return results
+    def launch_batch(self, number: int) -> None:
+        """Start batch ``number``: one nbgrader process, run from a pool thread."""
+        future = self.pool.submit(
+            _autograde_batch,
+            self.root,
+            self.assignment,
+            self.batches[number],
+            self.students,
+            number,
+            self.private_db(number),
+            self.nbgrader_args,
+            self.processes,
+        )
+        self.running[future] = number
+
+    def collect_batch(self, number: int, batch_results: list[StudentResult]) -> None:
+        """Save and report the results of a finished batch, retrying whom it did not reach."""
+        for result in batch_results:
+            if result.student in self.done_students:  # saved while the batch ran
+                continue
+            if self.stopped_early(number, result):
+                self.regrade_alone(result.student)
+                continue
+            self.save_result(number, result)
+            self.record_result(result)
+
+    def stopped_early(self, number: int, result: StudentResult) -> bool:
+        """Did nbgrader fail this student without a reason of theirs, in a batch of several?
+
+        Then a batch-mate may have stopped nbgrader before it reached this student.
+        """
+        return (
+            result.status == "failed"
+            and len(self.batches[number]) > 1
+            and not _reason_in(self.private_db(number), self.assignment, result.student)
+        )
+
+    def regrade_alone(self, student: str) -> None:
+        """Grade ``student`` once more, in a new batch of their own."""
+        self.batches.append([student])
+        self.copy_gradebook(len(self.batches) - 1)
+        self.launch_batch(len(self.batches) - 1)
+
+    def stream_grades(self, numbers: list[int]) -> None:
+        """Save and report the students of running batches whose grades are in already."""
+        for number in numbers:
+            self.marks.setdefault(number, time.monotonic())
+            waiting = [s for s in self.batches[number] if s not in self.done_students | self.stale]
+            for student in _saved_in(self.private_db(number), self.assignment, waiting):
+                now = time.monotonic()
+                result = StudentResult(student, "graded", seconds=now - self.marks[number])
+                self.marks[number] = now
+                self.save_result(number, result)
+                self.record_result(result)
+
+    def save_result(self, number: int, result: StudentResult) -> None:
+        """Copy a student's grades, or flags and reason, into the real gradebook (this
+        thread only)."""
+        private = self.private_db(number)
+        if result.status == "graded":
+            saved = _copy_grades(private, self.main, self.assignment, result.student)
+            result.score, result.max_score = saved.score, saved.max_score
+            result.flagged = saved.flagged
+            result.status, result.error = saved.status, saved.error
+        elif result.status == "failed":
+            reason = _copy_flags(private, self.main, self.assignment, result.student)
+            if reason:
+                result.error, result.flagged = reason, True
+
+    def record_result(self, result: StudentResult) -> None:
+        """Count a saved student as done, and report them."""
+        self.done_students.add(result.student)
+        self.results.append(result)
+        self.report(result)
+
+    def stop_batches(self) -> None:
+        """Cancel the batches not started, stop the running ones, keep the grades they saved."""
+        for future in self.running:
+            future.cancel()
+        for proc in list(self.processes.values()):
+            _stop(proc)
+        self.stream_grades(list(self.running.values()))  # keep every grade that was finished
 
 
 MIN_BATCH = 10  # an nbgrader process starts in about 2 s, the cost of grading one student

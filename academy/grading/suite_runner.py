@@ -141,12 +141,7 @@ def run_hidden_suite(
     the first failed case (mutation testing asks only "does anything fail?"); the report is
     then partial, and its exercises lose points.
     """
-    if limits is None or suite_timeout is None:
-        from academy.grading.steps import configured_limits
-
-        configured, configured_timeout = configured_limits(course.root)
-        limits = limits or configured
-        suite_timeout = configured_timeout if suite_timeout is None else suite_timeout
+    limits, suite_timeout = _limits_or_configured(course, limits, suite_timeout)
     sandbox = Sandbox(limits.sandbox)
     sandbox.check()  # mode "require" without bubblewrap: refuse before running anything
     results = {e.id: ExerciseResult(e) for e in module.exercises if not only or e.id in only}
@@ -155,73 +150,112 @@ def run_hidden_suite(
         work = Path(tmp)
         (work / "cells.json").write_text(json.dumps(learner_cells(notebook)), encoding="utf-8")
         (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-        command = [
-            sys.executable,
-            "-I",
-            "-B",  # no __pycache__ in the course folder (-I ignores PYTHONDONTWRITEBYTECODE)
-            "-m",
-            "pytest",
-            str(course.suite_path(module)),
-            "-p",
-            "academy.grading.plugin",
-            "-p",
-            "no:cacheprovider",
-            "--noconftest",
-            "--import-mode=importlib",
-            "-c",
-            str(work / "pytest.ini"),
-            "--rootdir",
-            str(work),
-            "-q",
-            "--tb=no",
-            "-o",
-            "console_output_style=classic",
-            "--f0-cells",
-            str(work / "cells.json"),
-            "--f0-report",
-            str(work / "report.json"),
-            "--f0-limits",
-            json.dumps(asdict(limits)),
-            "--f0-only",
-            ",".join(sorted(only or ())),
-            *(["-x"] if first_failure else []),
-        ]
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": tmp,
-            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-            "LANG": "C.UTF-8",
-            "MPLBACKEND": "Agg",
-        }
-        with open(work / "log.txt", "wb") as log:
-            proc = subprocess.Popen(
-                command,
-                cwd=work,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                proc.wait(timeout=suite_timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        command = _suite_command(course.suite_path(module), work, limits, only, first_failure)
+        returncode = _run_suite(command, work, _suite_env(tmp), suite_timeout)
         report.log = _tail(work / "log.txt")
         raw = _read_report(work / "report.json")
     if raw is None:
         why = (
             f"grading did not finish within {suite_timeout:g} s"
-            if proc.returncode == -signal.SIGKILL
+            if returncode == -signal.SIGKILL
             else "the grader failed before reporting"
         )
         for result in results.values():
             result.problems.append(why)
         return report
     report.load_problems = raw.get("load_problems", [])
+    _add_cases(module, results, raw["cases"])
+    _check_points(results)
+    return report
+
+
+def _limits_or_configured(
+    course: Course, limits: Limits | None, suite_timeout: float | None
+) -> tuple[Limits, float]:
+    """``limits`` and ``suite_timeout``, each defaulting to the course's nbgrader configuration."""
+    if limits is not None and suite_timeout is not None:
+        return limits, suite_timeout
+    from academy.grading.steps import configured_limits
+
+    configured, configured_timeout = configured_limits(course.root)
+    return limits or configured, configured_timeout if suite_timeout is None else suite_timeout
+
+
+def _suite_command(
+    suite: Path, work: Path, limits: Limits, only: set[str] | None, first_failure: bool
+) -> list[str]:
+    """The isolated pytest run of ``suite``: no plugin autoloading, conftest or cache, with
+    ``work`` as its root, reading the cells from and writing the report to ``work``."""
+    return [
+        sys.executable,
+        "-I",
+        "-B",  # no __pycache__ in the course folder (-I ignores PYTHONDONTWRITEBYTECODE)
+        "-m",
+        "pytest",
+        str(suite),
+        "-p",
+        "academy.grading.plugin",
+        "-p",
+        "no:cacheprovider",
+        "--noconftest",
+        "--import-mode=importlib",
+        "-c",
+        str(work / "pytest.ini"),
+        "--rootdir",
+        str(work),
+        "-q",
+        "--tb=no",
+        "-o",
+        "console_output_style=classic",
+        "--f0-cells",
+        str(work / "cells.json"),
+        "--f0-report",
+        str(work / "report.json"),
+        "--f0-limits",
+        json.dumps(asdict(limits)),
+        "--f0-only",
+        ",".join(sorted(only or ())),
+        *(["-x"] if first_failure else []),
+    ]
+
+
+def _suite_env(home: str) -> dict[str, str]:
+    """A minimal environment: nothing of the caller's but PATH reaches the suite."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": home,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+    }
+
+
+def _run_suite(command: list[str], work: Path, env: dict[str, str], timeout: float) -> int:
+    """Run ``command`` in ``work``, logging to ``log.txt``; kill its whole process group after
+    ``timeout`` seconds. Returns its exit code (``-SIGKILL`` when it was killed)."""
+    with open(work / "log.txt", "wb") as log:
+        proc = subprocess.Popen(
+            command,
+            cwd=work,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+def _add_cases(module: Module, results: dict[str, ExerciseResult], cases: list[Any]) -> None:
+    """File each reported case under its exercise; a case of an unknown exercise is a fault
+    of the suite, not of the learner."""
     known = set(CaseResult.__dataclass_fields__)
-    for item in raw["cases"]:
+    for item in cases:
         case = CaseResult(**{k: v for k, v in item.items() if k in known})
         if case.exercise not in results:
             raise ManifestError(
@@ -229,6 +263,10 @@ def run_hidden_suite(
                 f"{case.exercise!r}; course.yaml lists {', '.join(results)}"
             )
         results[case.exercise].cases.append(case)
+
+
+def _check_points(results: dict[str, ExerciseResult]) -> None:
+    """Flag an exercise whose cases are not worth its points: some checks did not run."""
     for result in results.values():
         total = sum(c.points for c in result.cases)
         if abs(total - result.exercise.points) > 1e-9:
@@ -236,7 +274,6 @@ def run_hidden_suite(
                 f"the hidden suite gave {total:g} of {result.exercise.points:g} points' worth "
                 "of checks for this exercise (grading incomplete)"
             )
-    return report
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
