@@ -560,7 +560,8 @@ def test_2_3_rollback_repeated(learner):
         ("shipping", "order.status", "shipped"),
         ("bug_simulator", "order.status", "cancelled"),
         ("retry_job", "order.status", "cancelled"),
-        ("tracker", "order.tracking", "parcel 7"),  # another key, sorting after order.status
+        ("notes", "order.note", "call back"),  # other keys, sorting before and after it
+        ("tracker", "order.tracking", "parcel 7"),
         ("retry_job", "order.status", "cancelled"),
     ]
     ctx = context_with(learner, writes)
