@@ -225,6 +225,23 @@ def test_7_1_window(learner):
         [list(row)[:2] for row in hot] == [["new", 5]],
         f"identify_hot_keys() still counts dropped profiles: {hot}",
     )
+    # The default window: ContextProfiler() keeps the 10,000 most recent profiles. The loop
+    # runs in the worker; what it left is read back here through the learner's analysis.
+    default = learner.ContextProfiler()
+    fill = learner.make(
+        expr(
+            "lambda p, OP: len([p.record_operation(OP('get', 'k', float(i), float(i))) "
+            "for i in range(10001)])"
+        )
+    )
+    confirm(fill(default, learner.OperationProfile) == 10001, "recording 10,001 profiles")
+    kept = default.get_percentile_analysis("get")
+    seen = (kept.get("count"), kept.get("min")) if isinstance(kept, dict) else kept
+    check(
+        seen == (10000, 1.0),
+        f"after 10,001 records into ContextProfiler() (default max_samples=10000), (count, min) "
+        f"was {seen}; expected (10000, 1.0): the 10,000 most recent, the first one dropped",
+    )
 
 
 @case(
@@ -317,17 +334,21 @@ def test_7_1_anomalies(learner):
     gets = [1.0, 1.0, 2.0, 1.0, 10.5, 2.0, 1.0, 2.0, 30.0]  # p50 = 2.0
     sets = [4.0, 20.0, 4.0, 21.0]  # p50 = 4.0: 20.0 is exactly 5x, not an anomaly
     zeros = [0.0, 0.0, 0.0, 5.0]  # p50 = 0.0: nothing is an anomaly
+    # p50 = -1.0 (a clock that stepped back): not greater than 0, so nothing is an anomaly
+    backwards = [-1.0, -2.0, -1.0]
     rows = []
     for i in range(9):
         rows.append(("get", f"g{i}", gets[i], float(10 + i)))
         if i < 4:
             rows.append(("set", f"s{i}", sets[i], float(20 + i)))
             rows.append(("noop", f"n{i}", zeros[i], float(30 + i)))
+        if i < 3:
+            rows.append(("undo", f"u{i}", backwards[i], float(40 + i)))
     profiler = learner.ContextProfiler()
     record(learner, profiler, rows)
 
     def expected(threshold):
-        medians = {"get": 2.0, "set": 4.0, "noop": 0.0}
+        medians = {"get": 2.0, "set": 4.0, "noop": 0.0, "undo": -1.0}
         out = []
         for op, key, d, ts in rows:
             m = medians[op]
@@ -383,6 +404,9 @@ def test_7_1_report(learner):
     # exactly 10 profiles, exactly 80% of them gets: the caching advice is due
     rows += [("get" if i < 8 else "set", "config.db", 1.0, float(i)) for i in range(10)]
     rows += [("set", "config", 100.0, 50.0)]  # the only anomaly; its key is inside others'
+    # six keys in all: hot_keys must hold the top 5 (x.two fifth, config sixth)
+    rows += [("get", "x.one", 1.0, float(60 + i)) for i in range(3)]
+    rows += [("set", "x.two", 1.0, float(70 + i)) for i in range(2)]
     random.Random(17).shuffle(rows)
     profiler = learner.ContextProfiler(max_samples=len(rows))
     record(learner, profiler, dropped + rows)
@@ -393,8 +417,8 @@ def test_7_1_report(learner):
         f"the report's keys were {sorted(report) if isinstance(report, dict) else report}",
     )
     check(
-        report["total_operations"] == 35,
-        f"total_operations was {report['total_operations']}; 35 profiles are retained "
+        report["total_operations"] == 40,
+        f"total_operations was {report['total_operations']}; 40 profiles are retained "
         "(3 older ones were dropped by max_samples)",
     )
     ops = report["operations"]
@@ -404,9 +428,10 @@ def test_7_1_report(learner):
         and all(ops[op] == profiler.get_percentile_analysis(op) for op in ops),
         f"operations was {ops}; expected the retained operation types get and set",
     )
+    top5 = profiler.identify_hot_keys(5)
     check(
-        report["hot_keys"] == profiler.identify_hot_keys(5),
-        f"hot_keys was {report['hot_keys']}",
+        report["hot_keys"] == top5 and len(top5) == 5,
+        f"hot_keys was {report['hot_keys']}; expected identify_hot_keys(5) of the 6 keys, {top5}",
     )
     check(
         report["anomalies"] == profiler.detect_performance_anomalies(),
@@ -430,6 +455,17 @@ def test_7_1_report(learner):
         f"no recommendation names the anomaly's key config (a mention of config.db or "
         f"config.db.host is not one): {recs}",
     )
+    # 12 reads of one key through a ProfilingContext (the same key string each time, read
+    # in the worker): every profile is a get of that key, so the caching advice is due.
+    ctx = learner.ProfilingContext(clock=fake_clock(learner, range(24)))
+    reads = learner.make(expr("lambda ctx: len([ctx.get(k) for k in ['hot.read'] * 12])"))
+    confirm(reads(ctx) == 12, "reading hot.read 12 times")
+    recs = ctx.profiler.generate_optimization_report()["recommendations"]
+    check(
+        isinstance(recs, list) and any(names(r, "hot.read") and "cache" in r for r in recs),
+        f"after 12 ProfilingContext.get('hot.read') calls (12 profiles, all gets), no "
+        f"recommendation contains both hot.read and the word cache: {recs}",
+    )
 
 
 @case(
@@ -440,7 +476,7 @@ def test_7_1_report(learner):
     rules=("7.1-v", "7.1-w", "7.1-x", "7.1-y"),
 )
 def test_7_1_profiling_records(learner):
-    clock = fake_clock(learner, [10.0, 10.004, 20.0, 20.0015, 30.0, 30.25])
+    clock = fake_clock(learner, [0.25, 0.75, 20.0, 20.0015, 30.0, 75.0])
     ctx = learner.ProfilingContext(clock=clock)
     check(is_a(learner, ctx, "Context"), "ProfilingContext must be a Context subclass")
     ctx.set("a.b", {"x": 1}, who="w")
@@ -451,9 +487,9 @@ def test_7_1_profiling_records(learner):
     me = in_worker(learner, "lambda: __import__('threading').get_ident()")
     confirm(type(me) is int and me > 0, "reading the worker's thread id")
     want = [
-        ("set", "a.b", 4.0, 10.0),
+        ("set", "a.b", 500.0, 0.25),
         ("get", "a.b", 1.5, 20.0),
-        ("get", "missing", 250.0, 30.0),
+        ("get", "missing", 45000.0, 30.0),
     ]
     seen = [tuple(p[:4]) for p in profiles]
     check(
@@ -794,6 +830,14 @@ def test_7_2_capacity(learner):
     one.put("a", 1)
     one.put("b", 2)
     check(one.keys() == ["b"] and one.capacity.value() == 1, "a cache of capacity 1 misbehaved")
+    big = learner.LRUCache(300)
+    confirm(learner.make(expr(LRU_FILL))(big, 0, 301) == 301, "putting 301 keys")
+    size, evictions = len(big), big.stats.value().get("evictions")
+    check(
+        size == 300 and evictions == 1 and contains(learner, big, "k0") is False,
+        f"after 301 new keys in a cache of capacity 300 it held {size} keys with {evictions} "
+        "evictions; expected 300 keys, 1 eviction, k0 (the least recently used) gone",
+    )
 
 
 @case(
@@ -894,6 +938,15 @@ def test_7_3_write_through(learner):
         f"cache_stats were {cc.cache_stats.value()}",
     )
     check(cc.flush() == 0, "flush() in write-through mode must return 0")
+    default = learner.CachingContext()
+    capacity = default.cache.value().capacity.value()
+    check(capacity == 1000, f"CachingContext() must have a cache of 1000 entries, had {capacity}")
+    for other in ("fifo", "mru"):
+        raises(
+            lambda other=other: learner.CachingContext(cache_strategy=other),
+            "ValueError",
+            f"CachingContext(cache_strategy={other!r}) (only 'lru' is accepted)",
+        )
 
 
 @case(
@@ -1202,6 +1255,19 @@ def test_7_4_positions(learner):
     )
     nodes = sorted(learner.builtin("list", ring.nodes.value()))
     check(nodes == ["n1", "n2", "n3", "n4"], f"after add_node('n4'), nodes was {nodes}")
+    solo = positions(learner, learner.ConsistentHashRing(["solo"]))
+    check(
+        solo == sorted(RefRing(["solo"], 100).ring.items()),
+        f"ConsistentHashRing(['solo']) had {len(solo)} positions; the default is 100 per node",
+    )
+    one = positions(learner, learner.ConsistentHashRing(["a", "b"], replicas=1))
+    check(one == sorted(RefRing(["a", "b"], 1).ring.items()), "replicas=1 must be accepted")
+    for bad in (0, -1, "3", 2.0):
+        raises(
+            lambda bad=bad: learner.ConsistentHashRing(["a"], replicas=bad),
+            "ValueError",
+            f"ConsistentHashRing(['a'], replicas={bad!r}) (replicas must be an int >= 1)",
+        )
 
 
 @case(
@@ -1328,6 +1394,17 @@ def test_7_4_get_nodes(learner):
             f"get_nodes(key, {count}) was wrong for {len(wrong)} keys, e.g. (key, got, "
             f"expected) {wrong[:2]}",
         )
+    many = [f"m{i:03d}" for i in range(270)]
+    wide = learner.ConsistentHashRing(many, replicas=2)
+    got = in_worker(
+        learner, "lambda r, ks, n: [r.get_nodes(k, n) for k in ks]", wide, ["wide:1", "wide:2"], 257
+    )
+    want = [RefRing(many, 2).walk(k, 257) for k in ("wide:1", "wide:2")]
+    check(
+        got == want,
+        f"with 270 nodes, get_nodes(key, 257) returned {[len(g) for g in got]} nodes (or the "
+        "wrong ones); expected the first 257 distinct nodes clockwise",
+    )
 
 
 # =========================================================================== exercise 7.5
@@ -1386,6 +1463,14 @@ def test_7_5_least_loaded(learner):
         loads == {"a": 0.5, "b": 0.2, "c": 0.2, "d": 0.7, "e": 1.0} and type(loads["e"]) is float,
         f"node_loads was {loads}",
     )
+    lb.update_node_load("z", 0)
+    check(lb.node_loads.value().get("z") == 0.0, "a load of 0 must be recorded (only < 0 raises)")
+    tie = lb.select_node(["z", "w"], "get")
+    check(
+        tie == "z",
+        f"over [z, w] with z at 0.0 and w without a load it chose {tie!r}; w counts as 0.0, "
+        "so the tie goes to z, the first",
+    )
     raises(lambda: lb.select_node([], "get"), "ValueError", "select_node([])")
 
 
@@ -1431,6 +1516,17 @@ def test_7_5_health_report(learner):
     )
     none = fine.check_cluster_health(fake_cluster(learner, []))
     check(none.get("healthy") is False, "a cluster without nodes must not be healthy")
+    bare = learner.HealthMonitor()
+    empty = bare.check_cluster_health(fake_cluster(learner, []))
+    check(
+        empty.get("healthy") is False,
+        f"a cluster without nodes must not be healthy, even with no checks registered: {empty}",
+    )
+    lone = bare.check_cluster_health(fake_cluster(learner, [("solo", True)]))
+    check(
+        lone.get("healthy") is True,
+        f"one active node and no checks must be healthy: {lone}",
+    )
 
 
 @case(
@@ -1574,6 +1670,11 @@ def test_7_6_replication(learner):
     check(cluster.get("missing", "D") == "D", "get() of a missing key must return the default")
     steps = tools.steps(cluster, keys[0])
     check(steps == ["grader"] * 3, f"the replicas recorded who = {steps}")
+    default = learner.ContextCluster(NODES5)
+    sizes = [len(r) for r in tools.replica_sets(default, keys[:20])]
+    check(sizes == [3] * 20, f"ContextCluster(nodes) must keep 3 replicas by default: {sizes}")
+    virtual = len(positions(learner, default.hash_ring.value()))
+    check(virtual == 500, f"ContextCluster(5 nodes) had {virtual} ring positions; 100 per node")
     small, small_keys, small_values = filled_cluster(learner, tools, ["a", "b"], 3, 20)
     small_layout = tools.layout(small)
     check(
@@ -1731,6 +1832,29 @@ def test_7_6_rebalance_overwrites(learner):
         f"handle_node_failure() returned {copies}; one write was made (the other two replicas "
         "already held the value)",
     )
+    # node-1 is down but the cluster was not told; node-3 fails. Rebalancing skips node-1
+    # and still writes to the active replicas that come after it.
+    tools = ClusterTools(learner)
+    cluster, keys, values = filled_cluster(learner, tools, NODES5, 3, 200)
+    tools.set_active(cluster, "node-1", False)
+    before = tools.layout(cluster)
+    copies = cluster.handle_node_failure("node-3")
+    after = tools.layout(cluster)
+    replicas = tools.replica_sets(cluster, keys)
+    missing = [
+        (k, n)
+        for k, r in zip(keys, replicas, strict=False)
+        for n in r
+        if n in after and k not in after[n]
+    ]
+    check(
+        not missing,
+        f"with node-1 down (not yet reported) and node-3 failed, {len(missing)} active new "
+        f"replicas lack their key, e.g. (key, node) {missing[:3]}; a replica that is down is "
+        "skipped, the ones after it still get the value",
+    )
+    made = sum(len(after[n]) - len(before[n]) for n in after)
+    check(copies == made, f"handle_node_failure() returned {copies}; {made} copies were made")
 
 
 @case(
