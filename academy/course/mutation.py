@@ -424,6 +424,34 @@ def write_report(course: Course, report: MutationReport, build: Path) -> Path:
     return path
 
 
+def merge_into_last_run(
+    course: Course, module: Module, regraded: MutationReport, build: Path
+) -> MutationReport:
+    """The last full run's outcomes with the re-graded survivors' new ones (and the current
+    equivalence records) in place: a report for the whole module without grading it all."""
+    path = build / f"{module.id}.json"
+    if not path.is_file():
+        raise UsageError(f"{path} is missing: run the whole module first")
+    last = json.loads(path.read_text(encoding="utf-8"))
+    mutants, left_out = generate_mutants(course, module)
+    if set(last["outcomes"]) != {m.key for m in mutants}:
+        raise UsageError(f"{path} is from another version of the reference: run the module")
+    equivalent = {e.signature for e in load_equivalents(course, module)}
+    outcomes = {}
+    for m in mutants:
+        outcome = regraded.outcomes.get(m.key, last["outcomes"][m.key])
+        outcomes[m.key] = "equivalent" if m.signature in equivalent else outcome
+    return MutationReport(
+        module.id,
+        len(mutants) + left_out,
+        left_out,
+        outcomes,
+        {m.key: m for m in mutants},
+        float(last.get("seconds", 0)) + regraded.seconds,
+        f"{regraded.tool} (the full run, then its survivors graded again)",
+    )
+
+
 def fingerprint(references: dict[str, str]) -> str:
     """A short hash of the solution cells: a report whose fingerprint differs is stale."""
     text = json.dumps(references, sort_keys=True)
@@ -470,6 +498,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         action="store_true",
         help="grade again only the survivors the committed report lists (no report written)",
     )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="with --survivors: merge the new outcomes into the last full run's "
+        "build/mutation/<module>.json and write the report (cases were only added or "
+        "strengthened since, so what was killed stays killed)",
+    )
     parser.add_argument("--build", default="build/mutation", help="where the JSON goes")
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
@@ -493,7 +528,9 @@ def main(argv: Iterable[str] | None = None) -> int:
             progress=tick,
             survivors_only=args.survivors,
         )
-        if args.sample is None and not args.survivors:
+        if args.survivors and args.update:
+            report = merge_into_last_run(course, module, report, course.root / args.build)
+        if args.sample is None and (not args.survivors or args.update):
             path = write_report(course, report, course.root / args.build)
             print(f"{module.id}: report in {path}")
         print(
