@@ -170,6 +170,15 @@ def a_attempt(target, name, args):
     return {"returned": value}
 
 
+def a_construct(cls, args, kwargs):
+    """The name of the exception cls(*args, **kwargs) raised, or "ok"."""
+    try:
+        cls(*args, **kwargs)
+    except Exception as exc:
+        return type(exc).__name__
+    return "ok"
+
+
 def a_batch(clock, calls):
     """calls: [time or None, target, method name, args]; the outcome of each, in order."""
     out = []
@@ -656,6 +665,21 @@ def test_8_1_rate_limit(learner):
         f"usage, list_contexts and get_context (twice each), then 3 operations in one second "
         f"gave {got}: only operations count against the rate limit",
     )
+    clock, manager = a_manager(learner, {"initech": {"max_ops_per_second": 2}}, start=0.0)
+    carol = a_sec(learner, "carol", "initech", ["reader"])
+    plan = [(0.25, "ok"), (0.5, "ok"), (1.0, "quota:ops"), (1.25, "ok"), (1.5, "ok")]
+    calls = [
+        [t, manager, "check_operation", ["initech", "main", carol, "get", "k"]] for t, _ in plan
+    ]
+    got = [a_kind(o) for o in a_tool(learner, "a_batch")(clock, calls)]
+    want = [w for _, w in plan]
+    check(
+        got == want,
+        f"limit 2 per second, operations at {[t for t, _ in plan]} gave {got}; expected {want}: "
+        "at 1.25 the operation of 0.25 has left the window (1.25 - 0.25 = 1.0) while the one "
+        "of 0.5 still counts, so one more is admitted (drop the oldest times while "
+        "now - t >= 1.0)",
+    )
 
 
 @case(
@@ -793,6 +817,33 @@ def test_8_2_issue(learner):
     for what, args in bad_calls.items():
         out = a_attempt(learner, security, "issue_token", *args)
         check(a_raised(out, "ValueError"), f"issue_token with {what}: {a_said(out)}")
+    short = security.issue_token("alice", "acme", ["reader"], ttl_seconds=0.5)
+    claims = jwt.decode(
+        short,
+        A_SECRET,
+        algorithms=["HS256"],
+        options={"verify_aud": False, "verify_exp": False, "verify_iat": False},
+    )
+    check(
+        claims["exp"] == claims["iat"] + 0.5,
+        f"ttl_seconds 0.5 is above 0 and must give exp = iat + 0.5; the claims were {claims}",
+    )
+    construct = a_tool(learner, "a_construct")
+    for what, secret, want in [
+        ("a str of 32 ASCII bytes", "s" * 32, "ok"),
+        ("bytes of length 32", expr("b's' * 32"), "ok"),
+        ("a str of 16 'é' (32 bytes in UTF-8)", "é" * 16, "ok"),
+        ("a str of 31 ASCII bytes", "s" * 31, "refused"),
+        ("bytes of length 31", expr("b's' * 31"), "refused"),
+        ("a str of 15 'é' and one 'a' (31 bytes in UTF-8)", "é" * 15 + "a", "refused"),
+    ]:
+        got = construct(learner.SecurityManager, [secret], {})
+        check(
+            (got == "ok") == (want == "ok"),
+            f"SecurityManager(secret) with {what}: it "
+            f"{'was accepted' if got == 'ok' else 'raised ' + got}; the secret must be "
+            "accepted from 32 bytes (of UTF-8 for a str) and refused below",
+        )
 
 
 @case(
@@ -900,6 +951,12 @@ def test_8_2_expiry(learner):
             f"a valid token with iat = {iat!r} was refused: iat must be present, but its value "
             f"is not checked; {a_said(out)}",
         )
+    out = a_attempt(learner, security, "authenticate", a_token(a_claims(nbf=9_999_999_999)))
+    check(
+        "returned" in out,
+        "a valid token with an extra nbf claim far after the real time was refused: the real "
+        f"time must never matter (verify_nbf off); {a_said(out)}",
+    )
     for exp in ("1600", True, None):
         out = a_attempt(learner, security, "authenticate", a_token(a_claims(exp=exp)))
         check(
@@ -996,6 +1053,11 @@ def test_8_2_authorize(learner):
     admin = a_sec(learner, "root", "acme", ["admin"])
     for what, args in {
         "an acme admin acting in globex": (admin, "read", "globex"),
+        "a globex admin acting in acme": (
+            a_sec(learner, "gadmin", "globex", ["admin"]),
+            "read",
+            "acme",
+        ),
         "security_ctx None": (None, "read", "acme"),
     }.items():
         out = a_attempt(learner, security, "authorize", *args)
@@ -1287,6 +1349,7 @@ def test_8_3_edits(learner):
     for field, value, want in [
         ("index", 7, a_bad(2, "index")),
         ("prev_hash", A_GENESIS, a_bad(2, "prev_hash")),
+        ("prev_hash", "f" * 64, a_bad(2, "prev_hash")),
         ("hash", "f" * 64, a_bad(2, "hash")),
     ]:
         entries = [dict(e) for e in original]
@@ -1983,6 +2046,38 @@ def test_8_4_placement(learner):
         f"after n1 and n4 crashed and n2 was marked down, {moved} of {len(keys)} keys got another "
         "replica set: the set must not depend on which nodes are up",
     )
+    default = learner.DistributedContextService(list(B_NODES))
+    sizes = {len(s) for s in in_worker(learner, ask, default, keys[:20], None)}
+    check(
+        default.replicas.value() == 3 and sizes == {3},
+        f"DistributedContextService(node_ids) must default to replicas=3; it had replicas "
+        f"{default.replicas.value()!r} and replica sets of sizes {sorted(sizes)}",
+    )
+    construct = a_tool(learner, "a_construct")
+    for what, args, kwargs, want in [
+        ("replicas=1", [list(B_NODES)], {"replicas": 1}, "ok"),
+        (f"replicas={len(B_NODES)}", [list(B_NODES)], {"replicas": len(B_NODES)}, "ok"),
+        ("replicas=0", [list(B_NODES)], {"replicas": 0}, "ValueError"),
+        ("replicas=-1", [list(B_NODES)], {"replicas": -1}, "ValueError"),
+        (
+            f"replicas={len(B_NODES) + 1}",
+            [list(B_NODES)],
+            {"replicas": len(B_NODES) + 1},
+            "ValueError",
+        ),
+        ("replicas=2.0", [list(B_NODES)], {"replicas": 2.0}, "ValueError"),
+        ("no node ids", [[]], {"replicas": 1}, "ValueError"),
+        ("a repeated node id", [["n1", "n2", "n1"]], {"replicas": 2}, "ValueError"),
+        ("a node id that is an int", [["n1", "n2", 3]], {"replicas": 2}, "ValueError"),
+        ("node ids that are ints", [[1, 2, 3]], {}, "ValueError"),
+    ]:
+        got = construct(learner.DistributedContextService, args, kwargs)
+        check(
+            got == want,
+            f"DistributedContextService with {what}: {'accepted' if got == 'ok' else got}; "
+            f"expected {'it to be accepted' if want == 'ok' else 'ValueError'} (node ids: one "
+            "or more distinct non-empty str; replicas: an int from 1 to len(node_ids))",
+        )
     fresh = b_service(learner)
     key = "orders:placed"
     model = BModel(B_NODES)
@@ -2522,6 +2617,24 @@ def test_8_5_detection(learner):
     )
     final = monitor.status()
     check(final == {"n1": "up", "n2": "down", "n3": "up"}, f"status() afterwards was {final}")
+    construct = a_tool(learner, "a_construct")
+    for timeout, want in [
+        (0.0625, "ok"),
+        (0, "ValueError"),
+        (0.0, "ValueError"),
+        (-0.25, "ValueError"),
+        ("0.1", "ValueError"),
+        (None, "ValueError"),
+    ]:
+        got = construct(
+            learner.HealthMonitor, [service], {"heartbeat_timeout": timeout, "clock": clock}
+        )
+        check(
+            got == want,
+            f"HealthMonitor with heartbeat_timeout={timeout!r}: "
+            f"{'accepted' if got == 'ok' else got}; expected "
+            f"{'it to be accepted' if want == 'ok' else 'ValueError'} (a number > 0)",
+        )
     # Nodes that crash before the monitor exists count from its creation; several at once.
     clock, service, monitor = b_monitored(learner, ["n3", "n1", "n2", "n4"])
     clock.now = 1000.125
@@ -2601,6 +2714,31 @@ def test_8_5_failover(learner):
         f"service.crashed_at: checks at 0.4375 and 0.5 returned {found} and {found_later}, and "
         f"the last event was {last}; expected detection at 0.5 and failover_ms 250.0 "
         "(measured from the last heartbeat)",
+    )
+    # Times near 0, and a crash time whose failover_ms has more than three decimals.
+    clock, service, monitor = b_monitored(learner, ["n1", "n2"], start=0.0)
+    clock.now = 0.125
+    monitor.check()
+    crashed = 0.18798828125
+    clock.now = crashed
+    service.fail_node("n1")
+    clock.now = 0.5
+    found = monitor.check()
+    events = monitor.events.value()
+    want = {
+        "type": "failover",
+        "node_id": "n1",
+        "crashed_at": crashed,
+        "last_heartbeat": 0.125,
+        "detected_at": 0.5,
+        "failover_ms": round((0.5 - crashed) * 1000, 3),
+    }
+    check(
+        found == ["n1"] and events == [want],
+        f"monitor created at t = 0, heartbeat at 0.125, n1 crashed at {crashed}, check at 0.5 "
+        f"(silent 0.375 s, timeout 0.25 s): check() returned {found} and the events were "
+        f"{events}; expected ['n1'] and [{want}] (now - last_heartbeat, and failover_ms = "
+        "round((now - crashed_at) * 1000, 3))",
     )
 
 
@@ -3042,6 +3180,17 @@ def test_8_6_capacity(learner):
                     (after_len, after_ev) == (before_len, before_ev),
                     f"{where}: get() changed len or evictions",
                 )
+    capacity = 300
+    cache = learner.SmartCacheManager(capacity)
+    ops = [["put", f"big{i}"] for i in range(capacity + 5)]
+    log = c_tool(learner, "c_churn")(cache, ops, capacity)
+    lens = [row[5] for row in log]
+    evictions = log[-1][6]
+    check(
+        max(lens) == capacity and lens[-1] == capacity and evictions == 5,
+        f"capacity {capacity}, {capacity + 5} new keys put: the cache held up to {max(lens)} "
+        f"entries and evicted {evictions}; expected at most {capacity} and 5 evictions",
+    )
 
 
 @case(
@@ -3364,6 +3513,20 @@ def test_8_7_validation(learner):
         analytics.callback_errors.value() == 0,
         f"callback_errors must start at 0; it was {analytics.callback_errors.value()!r}",
     )
+    default = learner.RealTimeAnalytics(clock=clock)
+    small = learner.RealTimeAnalytics(window_seconds=0.5, clock=clock)
+    check(
+        default.window_seconds.value() == 60.0 and small.window_seconds.value() == 0.5,
+        f"window_seconds must default to 60.0 and accept 0.5 (above 0): they were "
+        f"{default.window_seconds.value()!r} and {small.window_seconds.value()!r}",
+    )
+    for latency in (0, 0.0):
+        default.record("t1", "get", latency)
+    check(
+        default.snapshot().get("count") == 2,
+        "record() with latency_ms 0 and 0.0 (not negative) must record both; count was "
+        f"{default.snapshot().get('count')}",
+    )
     counting = learner.make(
         expr(
             "type('CountingClock', (), {'__module__': 'grader', 'calls': 0, 'now': 7.0,"
@@ -3488,6 +3651,40 @@ def test_8_7_throughput(learner):
                 c_close(got_t, want_t),
                 f"at now={now}, tenant {tenant!r} throughput {got_t}; expected {want_t}",
             )
+    analytics, clock = c_analytics(learner, window=10.0, start=0.0)
+    c_record_all(
+        learner,
+        analytics,
+        clock,
+        [(1.0, "a", "get", 5.0, True), (2.0, "a", "get", 1.0, False), (3.0, "a", "get", 3.0, True)],
+    )
+    seen = []
+    for now in (4.0, 11.0):
+        clock.now = now
+        snap = analytics.snapshot()
+        seen.append((snap.get("count"), snap.get("throughput")))
+    check(
+        seen == [(3, 0.75), (2, 0.2)],
+        "the notebook's example (window 10, created at t = 0, events at 1, 2, 3): (count, "
+        f"throughput) at now = 4 and 11 were {seen}; expected [(3, 0.75), (2, 0.2)]",
+    )
+    analytics, clock = c_analytics(learner, window=60.0, start=2.0)
+    c_record_all(learner, analytics, clock, [(2.25, "a", "get", 1.0, True)])
+    clock.now = 2.5
+    got = analytics.snapshot().get("throughput")
+    check(
+        got == 2.0,
+        f"created at t = 2, one event, snapshot at 2.5 (span 0.5 s): throughput {got}; "
+        "expected 2.0 (1 / 0.5)",
+    )
+    clock.now = 1.5
+    snap = analytics.snapshot()
+    got = (snap.get("throughput"), snap.get("tenants", {}).get("a", {}).get("throughput"))
+    check(
+        got == (0.0, 0.0),
+        f"a clock moved back before started (span -0.5 s) must give throughput 0.0 overall "
+        f"and per tenant: got {got}",
+    )
 
 
 @case(
@@ -3499,6 +3696,13 @@ def test_8_7_throughput(learner):
     rules=("8.7-h", "8.7-i", "8.7-j", "8.7-m", "8.7-n"),
 )
 def test_8_7_tenants(learner):
+    empty, _clock = c_analytics(learner)
+    snap = empty.snapshot()
+    got = (snap.get("count"), snap.get("errors"), snap.get("error_rate"))
+    check(
+        got == (0, 0, 0.0),
+        f"with no event, (count, errors, error_rate) were {got}; expected (0, 0, 0.0)",
+    )
     rng = random.Random(870)
     analytics, clock = c_analytics(learner, window=30.0, start=1000.0)
     rows = [(1001.0, "gone", "get", 50.0, False)]
@@ -3749,6 +3953,21 @@ def test_8_8_cache_actions(learner):
         calls = cache.calls.value()
         want_calls = [new] if new is not None else []
         check(calls == want_calls, f"{where}: resize() calls {calls}; expected {want_calls}")
+    cache = c_fake(learner, 20)
+    optimizer = learner.PerformanceOptimizer(cache=cache)
+    bounds = (optimizer.min_capacity.value(), optimizer.max_capacity.value())
+    shrunk = optimizer.analyze_and_optimize({"memory_usage": 0.9})
+    check(
+        bounds == (16, 4096) and cache.calls.value() == [16],
+        f"PerformanceOptimizer(cache) must default to min_capacity 16 and max_capacity 4096: "
+        f"they were {bounds}, and shrinking a capacity of 20 gave {shrunk}",
+    )
+    cache = c_fake(learner, 4000)
+    grown = learner.PerformanceOptimizer(cache=cache).analyze_and_optimize({"cache_hit_rate": 0})
+    check(
+        cache.calls.value() == [4096],
+        f"growing a capacity of 4000 with the default max_capacity (4096) gave {grown}",
+    )
     cache = c_fake(learner, 64)
     optimizer = learner.PerformanceOptimizer(cache=cache)
     got = optimizer.analyze_and_optimize({"memory_usage": 0.95, "cache_hit_rate": 0.1})
@@ -4352,6 +4571,83 @@ def test_8_9_wiring(learner):
         got == want and idle.cache.stats()["capacity"] == 512,
         f"optimize() of a ContextMaster that served nothing returned {got}; expected {want}, "
         "and the cache grown to 512",
+    )
+
+    # latency_p99 is 0.0 while the analytics has no operation: seen with a target of 0.0
+    quiet = learner.ContextMaster(D_SECRET, clock=settable_clock(learner, 1_700_000_000.0))
+    in_worker(
+        learner, "lambda o: o.targets.__setitem__('latency_p99', 0.0)", quiet.optimizer.live_value()
+    )
+    rules = [a.get("rule") for a in quiet.optimize()]
+    check(
+        "latency_p99_high" not in rules,
+        f"optimize() of a ContextMaster that served nothing, with the optimizer's latency target "
+        f"set to 0.0, fired {rules}: with no operation latency_p99 must be 0.0, which is not "
+        "above 0.0",
+    )
+
+    # latency_ms is the real time of the call: it cannot be longer than the bridge call around
+    # it, timed here. A clock that sleeps 20 ms per reading (read by authenticate inside each
+    # call) makes an honest p99 exceed the optimizer's 10 ms target
+    slow = learner.make(
+        expr(
+            "type('SlowClock', (), {'__module__': 'grader', 'now': 1700000000.0,"
+            " '__call__': lambda self: [__import__('time').sleep(0.02), self.now][1]})()"
+        )
+    )
+    timed = learner.ContextMaster(D_SECRET, node_ids=("n1", "n2", "n3", "n4"), clock=slow)
+    replicas = timed.service.replicas.value()
+    check(
+        replicas == 3,
+        f"ContextMaster with 4 node ids gave a service with replicas {replicas}; expected "
+        "min(3, 4) = 3",
+    )
+    timed.register_tenant("acme")
+    token = timed.issue_token("alice", "acme", ["writer"])
+    claims = jwt.decode(
+        token,
+        D_SECRET,
+        algorithms=["HS256"],
+        options={"verify_aud": False, "verify_exp": False, "verify_iat": False},
+    )
+    check(
+        claims["exp"] - claims["iat"] == 3600,
+        f"ContextMaster.issue_token without ttl_seconds gave iat {claims['iat']} and exp "
+        f"{claims['exp']}; the default ttl_seconds is 3600",
+    )
+    refused = d_call("set", token, "globex", "c", "k", 1)  # acme's token: AuthorizationError
+    seconds, rows = timed_call(tools["d_run"], timed, [refused])
+    check(
+        d_outcome(rows[0]) == "AuthorizationError",
+        f"a set with acme's token in globex gave {rows[0]}",
+    )
+    snap = timed.analytics.snapshot()
+    check(
+        snap["count"] == 1 and 0.0 < snap["p50"] <= seconds * 1000.0,
+        f"a refused set that took at most {seconds * 1000.0:.1f} ms in all was recorded with "
+        f"the latency {snap['p50']} ms (count {snap['count']}): a failure's latency_ms must be "
+        "the call's real time in milliseconds too, (time.perf_counter() - start) * 1000",
+    )
+    spans = [seconds * 1000.0]
+    for call in (d_call("set", token, "acme", "c", "k", 1), d_call("get", token, "acme", "c", "k")):
+        seconds, rows = timed_call(tools["d_run"], timed, [call])
+        check(d_outcome(rows[0]) == "ok", f"a {call[0]} on a slow clock gave {rows[0]}")
+        spans.append(seconds * 1000.0)
+    snap = timed.analytics.snapshot()
+    low, high = snap["p50"], snap["p99"]
+    check(
+        0.0 < low and high <= max(spans),
+        f"a refused set, a set and a get that each took at most {max(spans):.1f} ms in all "
+        f"were recorded with latencies from {low} to {high} ms: "
+        "latency_ms must be the call's real time in milliseconds, "
+        "(time.perf_counter() - start) * 1000",
+    )
+    got = [(a.get("rule"), a.get("value")) for a in timed.optimize()]
+    fired = [value for rule, value in got if rule == "latency_p99_high"]
+    check(
+        fired == ([high] if high > 10.0 else []),
+        f"with the analytics' p99 at {high} ms (target 10 ms), optimize() fired {got}: "
+        "latency_p99 must be the analytics snapshot's p99",
     )
 
     # 4 sets into a cache of 5 (memory 0.8), one hit and one miss (hit rate 0.5)
