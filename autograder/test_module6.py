@@ -1117,6 +1117,14 @@ def test_6_2_manager_processing_and_validation(learner, orders):
         manager.handle_error(ctx, "validation_failure", {"key": "k"}) is False, "no default: False"
     )
     check("k" not in ctx.keys(), "without a default, nothing may be set")
+    try:  # the strategy itself, as the notebook states it: False, not an error
+        got = manager._recover_validation(ctx, {"default": 5})
+    except LearnerException as exc:
+        got = f"an exception ({exc.type})"
+    check(
+        got is False,
+        f"_recover_validation with a default but no key must return False; it gave {got!r}",
+    )
     check(
         manager.handle_error(ctx, "validation_failure", {"key": "k", "default": None}) is True,
         "a default of None is still a default",
