@@ -1221,6 +1221,8 @@ def test_6_3_load_config_file(learner, scratch):
         "a.yaml": ("db:\n  port: 5432\nflags: [1, 2]\n", {"db": {"port": 5432}, "flags": [1, 2]}),
         "b.YML": ("name: x\n", {"name": "x"}),
         "c.json": ('{"db": {"host": "h"}}', {"db": {"host": "h"}}),
+        # JSON's 1e3 is a number; YAML 1.1 (safe_load) would read it as text
+        "d.json": ('{"limit": 1e3, "ratio": 2.5E-1}', {"limit": 1000.0, "ratio": 0.25}),
     }
     for name, (text, expected) in files.items():
         (scratch / name).write_text(text, encoding="utf-8")
