@@ -12,6 +12,7 @@ import yaml
 
 from academy import manifest
 from academy.build import tool_env
+from academy.course.solutions import reference_submission, solution_cells
 from academy.manifest import Course, Module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,36 +23,9 @@ def course() -> Course:
     return manifest.load(ROOT)
 
 
-def solution_sources(course: Course, module: Module) -> dict[str, str]:
-    """The reference solution of every solution cell, by grade_id, from curriculum/."""
-    nb = nbformat.read(course.source_notebook(module), as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
-def submission(
-    course: Course,
-    module: Module,
-    replace: dict[str, str] | None = None,
-    unsolved: tuple[str, ...] = (),
-) -> Any:
-    """The released notebook with the reference solutions filled in.
-
-    ``replace`` swaps a solution cell's source for another; cells in ``unsolved`` keep
-    the released stub.
-    """
-    nb = nbformat.read(course.release_notebook(module), as_version=4)
-    solutions = solution_sources(course, module)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in (replace or {}):
-            cell.source = replace[grade_id]
-        elif grade_id in solutions and grade_id not in unsolved:
-            cell.source = solutions[grade_id]
-    return nb
+# the reference solutions and submissions built from them (shared with mutation testing)
+solution_sources = solution_cells
+submission = reference_submission
 
 
 def mutants(module: Module) -> list[dict[str, Any]]:
@@ -237,7 +211,6 @@ cell, a submission must score at most what it scores without it.
 
 def with_cell(nb: Any, source: str) -> Any:
     """A copy of ``nb`` with one more code cell (``source``) at the end."""
-    import nbformat
 
     out = copy.deepcopy(nb)
     out.cells.append(nbformat.v4.new_code_cell(source))

@@ -44,9 +44,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 
+from academy.course.solutions import reference_submission, solution_cells
 from academy.errors import ManifestError, UsageError
 from academy.manifest import Course, Module
 
@@ -160,16 +160,6 @@ class MutationReport:
 
 
 # ----------------------------------------------------------------------------- mutants
-def solution_cells(course: Course, module: Module) -> dict[str, str]:
-    """The reference source of every solution cell, by grade id, from curriculum/."""
-    nb = nbformat.read(course.source_notebook(module), as_version=4)
-    return {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-
-
 def cell_exercise(module: Module, cell: str) -> str:
     match = _CELL_EXERCISE.match(cell)
     exercise = f"{match.group(1)}.{match.group(2)}" if match else ""
@@ -260,24 +250,11 @@ def diff(mutant: Mutant, reference: str) -> str:
 
 
 # ----------------------------------------------------------------------------- grading
-def _notebook(course: Course, module: Module, replace: dict[str, str]) -> Any:
-    """The released notebook with the reference solutions filled in, ``replace`` swapped in."""
-    nb = nbformat.read(course.release_notebook(module), as_version=4)
-    solutions = solution_cells(course, module)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in replace:
-            cell.source = replace[grade_id]
-        elif grade_id in solutions:
-            cell.source = solutions[grade_id]
-    return nb
-
-
 def grade_mutant(course: Course, module: Module, mutant: Mutant) -> str:
     """``killed``, ``timeout`` (killed by a time limit) or ``survived``."""
     from academy.grading.suite_runner import run_hidden_suite
 
-    nb = _notebook(course, module, {mutant.cell: mutant.source})
+    nb = reference_submission(course, module, {mutant.cell: mutant.source})
     for only, first in (({mutant.exercise}, True), (None, False)):
         report = run_hidden_suite(course, module, nb, only=only, first_failure=first)
         if report.score < sum(r.exercise.points for r in report.exercises.values()):
