@@ -82,7 +82,7 @@ def start_worker(address: str, folder: Path, name: str, hide: list[Path]) -> sub
     else:
         command = worker
     env = tool_env(
-        {"HOME": str(folder), "TMPDIR": str(folder / "tmp"), "F0_GRADING_STALL_SECONDS": "240"}
+        {"HOME": str(folder), "TMPDIR": str(folder / "tmp"), "F0_GRADING_STALL_SECONDS": "120"}
     )
     env.pop("PYTHONPATH", None)
     return subprocess.Popen(
@@ -203,8 +203,10 @@ def test_grading_on_a_real_cluster_survives_a_killed_worker(tmp_path):
         wait_for(w1_busy, 300, "worker w1 to start grading a student")
         time.sleep(1.0)  # nbgrader is running inside the task now
         killed_mid_task = bool(tasks_in(far / "w1"))
-        stop(workers["w1"])  # the worker, its nbgrader and its kernel: the whole group
+        stop(workers["w1"])  # the worker's process group; its nbgrader has a session of its own
         assert killed_mid_task
+        # ... and ends with the worker (academy.env.die_with_parent), kernels and all
+        wait_for(lambda: not _processes_in(far / "w1"), 60, "w1's grading processes to end")
 
         deadline = time.monotonic() + 900
         while grading.poll() is None and time.monotonic() < deadline:
@@ -257,6 +259,19 @@ def _workers(address: str) -> int:
             return len(client.scheduler_info()["workers"])
     except OSError:
         return 0
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is inside ``folder``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if proc.name.isdigit() and (cwd == str(folder) or cwd.startswith(f"{folder}/")):
+            found.append(int(proc.name))
+    return found
 
 
 def _mountinfo(pid: int) -> str:

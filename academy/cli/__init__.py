@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-# jsonschema's optional format checker pulls in rfc3987_syntax, which costs ~1.5 s per
-# process; nothing here validates URI formats, so skip it (see shared notes).
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+from rich.markup import escape
 
-from rich.markup import escape  # noqa: E402
-
-from academy.cli import authors, certificates, instructors, learner  # noqa: E402
-from academy.cli.authors import cmd_generate, cmd_rules, cmd_stale  # noqa: E402
-from academy.cli.certificates import cmd_certify, cmd_issue, cmd_keygen, cmd_verify  # noqa: E402
-from academy.cli.common import console  # noqa: E402
-from academy.cli.instructors import cmd_autograde, cmd_serve  # noqa: E402
-from academy.cli.learner import (  # noqa: E402
+from academy.cli import authors, certificates, instructors, learner
+from academy.cli.authors import cmd_generate, cmd_rules, cmd_stale
+from academy.cli.certificates import cmd_certify, cmd_issue, cmd_keygen, cmd_verify
+from academy.cli.common import console
+from academy.cli.instructors import cmd_autograde, cmd_serve
+from academy.cli.learner import (
     cmd_check,
     cmd_hint,
     cmd_lab,
@@ -38,8 +34,8 @@ from academy.cli.learner import (  # noqa: E402
     cmd_start,
     cmd_watch,
 )
-from academy.cli.report import CheckRun  # noqa: E402
-from academy.errors import AcademyError, UsageError  # noqa: E402
+from academy.cli.report import CheckRun
+from academy.errors import AcademyError, UsageError
 
 __all__ = [
     "AcademyError",

@@ -15,7 +15,7 @@ It does nothing (prints nothing, raises nothing) where the hidden suites are not
 the notebook is not the learner's: outside a course checkout (an instructor's sandboxed
 autograde kernel sees no course), for notebooks outside ``work/`` and ``exercises/`` (the
 executed ``solutions/`` and nbgrader's ``autograded/`` copies, which are graded by
-``ScoreHiddenSuites`` instead), or when the module's suite file is missing. One notebook file
+``ScoreHiddenSuites`` instead), or when the module's suite is missing. One notebook file
 is graded once per saved version: the five grade cells of a module share one run.
 """
 
@@ -31,6 +31,7 @@ from academy.errors import CaseFailed
 __all__ = ["ExerciseNotPassed", "check_exercise", "controls_script", "learner_notebook"]
 
 LEARNER_AREAS = ("work", "exercises")
+LEARNER_AREAS_NAMES = frozenset(LEARNER_AREAS)
 _cache: dict[tuple[str, str], Any] = {}
 
 # The buttons under each exercise (a JavaScript output, so it needs no ipywidgets round trip).
@@ -134,16 +135,19 @@ class ExerciseNotPassed(CaseFailed):
 
 def learner_notebook(module_id: str, cwd: Path | None = None):
     """(course, module, notebook path) to check, or None where checking does not apply."""
+    here = (cwd or Path.cwd()).resolve()
+    if not LEARNER_AREAS_NAMES.intersection(here.parts):
+        return None  # e.g. nbgrader's autograded/ copy: no course to load (the cheap answer)
+
     from academy import manifest
     from academy.errors import AcademyError
 
-    here = (cwd or Path.cwd()).resolve()
     try:
         course = manifest.load(manifest.find_course_root(here))
         module = course.module(module_id)
     except (AcademyError, OSError):
         return None
-    if not course.suite_path(module).is_file():
+    if not course.suite_path(module).exists():  # a suite file, or a folder of them
         return None
     session = os.environ.get("JPY_SESSION_NAME", "")
     candidates = [Path(session)] if session.endswith(".ipynb") else []
