@@ -20,6 +20,7 @@ import time
 from collections import deque
 from typing import Any
 
+from framework0._json import finite_float, reject_constant, short_repr
 from framework0.errors import ContextDecodeError, InvalidKeyError, NotJSONError
 
 __all__ = ["Context", "HistoryEntry"]
@@ -92,16 +93,8 @@ def _json_copy(key: str, value: Any, path: str, active: set[int]) -> Any:
     if isinstance(value, str):  # a str Enum's str() is "Color.RED"; JSON writes "red"
         return str.__str__(value)
     raise NotJSONError(
-        key, path, f"is a {type(value).__name__} ({_short_repr(value)}), which is not JSON data"
+        key, path, f"is a {type(value).__name__} ({short_repr(value)}), which is not JSON data"
     )
-
-
-def _short_repr(value: Any, limit: int = 40) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real error
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_key(key: Any) -> str:
@@ -297,7 +290,7 @@ class Context:
     def from_json(cls, j: str | bytes, max_history: int | None = None) -> Context:
         """Build a context from ``to_json`` text: same data, empty history, no dirty keys."""
         try:
-            data = json.loads(j, parse_constant=_reject_constant, parse_float=_finite_float)
+            data = json.loads(j, parse_constant=reject_constant, parse_float=finite_float)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ContextDecodeError(f"from_json: not valid JSON: {exc}") from exc
         except ValueError as exc:
@@ -354,7 +347,7 @@ class Context:
                 _html_row(
                     len(parts) - 1,
                     html.escape(parts[-1]) + mark,
-                    f"<code>{html.escape(_short_repr(data[key], 80))}</code>",
+                    f"<code>{html.escape(short_repr(data[key], 80))}</code>",
                     html.escape(str(last_who.get(key) or "")),
                     title=key,
                 )
@@ -373,17 +366,6 @@ def _html_row(depth: int, label: str, value: str = "", who: str = "", title: str
         f"<tr><td style='padding-left:{depth * 1.2}em'{tip}>{label}</td>"
         f"<td>{value}</td><td>{who}</td></tr>"
     )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON data")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text} is too large for a float")
-    return value
 
 
 def _json_kind(value: Any) -> str:

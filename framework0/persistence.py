@@ -32,6 +32,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from framework0._json import reject_constant
 from framework0.context import Context
 from framework0.errors import ContextError, CorruptStateError, PersistenceError
 from framework0.logger import get_logger
@@ -44,10 +45,6 @@ _KINDS = ("snapshot", "delta")
 _log = get_logger("framework0.persistence")
 _in_flight: set[str] = set()  # temporary files this process is writing right now
 _in_flight_lock = threading.Lock()
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON data")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -314,7 +311,7 @@ class Persistence:
         except OSError as exc:
             raise PersistenceError(f"cannot read {path}: {exc}") from exc
         try:
-            record = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            record = json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             raise CorruptStateError(f"{path}: corrupt or truncated state file: {exc}") from exc
         problem = None

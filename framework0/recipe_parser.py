@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from framework0._json import short_repr
 from framework0.dependency_graph import DependencyGraph
 from framework0.errors import CycleError, RecipeError, RecipeValidationError
 
@@ -307,15 +308,10 @@ def _describe(error: ValidationError) -> list[tuple[_Path, str]]:
         wanted = [wanted] if isinstance(wanted, str) else wanted
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
         got = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
-        return [(path, f"must be {words}, got {got} ({_short(error.instance)})")]
+        return [(path, f"must be {words}, got {got} ({short_repr(error.instance)})")]
     if kind == "pattern" and "description" in error.schema:
         return [(path, f"{error.instance!r} is not valid: {error.schema['description']}")]
     return [(path, error.message)]
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _Findings:
@@ -470,7 +466,7 @@ def parse_step(step: Mapping[str, Any]) -> dict[str, Any]:
     scriptlet being able to change the recipe.
     """
     if not isinstance(step, Mapping):
-        raise RecipeValidationError("<step>", [f"a step must be a mapping, got {_short(step)}"])
+        raise RecipeValidationError("<step>", [f"a step must be a mapping, got {short_repr(step)}"])
     step = dict(step)
     name = step.get("name")
     label = f"step {name!r}" if isinstance(name, str) else "<step>"
