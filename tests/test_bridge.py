@@ -307,3 +307,27 @@ def test_identity_and_copies_are_observable_with_live_results():
         assert store.shared() == [1, 2, 3]
         with pytest.raises(TypeError):
             learner.same(shared, [1, 2, 3])
+
+
+def test_the_worker_drops_an_object_once_no_handle_refers_to_it(learner):
+    """A dropped ``Remote`` is released with the next request; a live one is kept, and a
+    handle of an earlier worker (before a restart) never releases the new worker's objects."""
+    import gc
+
+    kept, dropped = learner.Box(1), learner.Box(2)
+    kept_id, dropped_id = kept._id, dropped._id
+    del dropped
+    gc.collect()
+    assert learner.echo(1) == [[1], {}]  # carries the release
+    assert learner._request({"op": "same", "ids": [kept_id, kept_id]}) is True
+    with pytest.raises(LearnerException):  # the worker no longer has it
+        learner._request({"op": "same", "ids": [dropped_id, dropped_id]})
+    with pytest.raises(LearnerTimeout):
+        learner.spin()  # a fresh worker next time
+    fresh = learner.Box(3)
+    old = kept._id
+    del kept
+    gc.collect()
+    learner.echo(2)
+    assert fresh._id == old  # the new worker numbers its handles from the start again
+    assert fresh.get() == 3  # ... and the old worker's release did not drop this one

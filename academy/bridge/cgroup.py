@@ -63,8 +63,14 @@ class LearnerCgroup:
 
     def join(self) -> None:
         """Move the calling process into the group (run in the child, before ``exec``)."""
+        self.join_folders(self.folders)
+
+    @staticmethod
+    def join_folders(folders: list[Path]) -> None:
+        """Move the calling process into the group whose folders another process made and
+        passed on (``academy.bridge.kernel_sandbox --cgroup FOLDER``)."""
         pid = str(os.getpid())
-        for folder in self.folders:
+        for folder in folders:
             _write(folder / "cgroup.procs", pid)
 
     def kill(self) -> None:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -115,6 +116,8 @@ class Remote:
         object.__setattr__(self, "_id", ref)
         object.__setattr__(self, "_type", type_name)
         object.__setattr__(self, "_repr", text)
+        # When this handle is gone, the worker may drop the object (sent with the next request).
+        weakref.finalize(self, learner._released.append, (learner._spawns, ref))
 
     @property
     def remote_type(self) -> str:
@@ -210,6 +213,8 @@ class Learner:
     _progress: int | None = None
     _loading: frozenset[int] = frozenset()
     _cgroup: LearnerCgroup | None = None
+    _spawns: int = 0  # workers started so far: a handle belongs to the worker that made it
+    _released: list[tuple[int, int]] = field(default_factory=list)  # (worker, handle) to drop
 
     # ---------------------------------------------------------------- public API
     def __getattr__(self, name: str) -> Any:
@@ -412,6 +417,7 @@ class Learner:
         self.load_problems = kept + problems
 
     def _spawn(self) -> None:
+        self._spawns += 1
         if self._workdir is None:
             self._workdir = tempfile.TemporaryDirectory(prefix="f0-learner-")
         req_read, req_write = os.pipe()
@@ -476,6 +482,10 @@ class Learner:
         """
         assert self._proc is not None
         rid = secrets.token_hex(12)
+        released = [ref for spawn, ref in self._released if spawn == self._spawns]
+        self._released.clear()
+        if released:  # objects no handle refers to any more: the worker's table stays small
+            request = dict(request, release=released)
         try:
             payload = json.dumps(dict(request, id=rid), allow_nan=False) + "\n"
             os.write(self._req, payload.encode())

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.sandbox import Sandbox
 
 
@@ -35,10 +36,11 @@ def command(argv: list[str], cwd: str, mode: str = "require") -> list[str]:
 
 def main() -> None:
     argv = sys.argv[1:]
+    groups = []
     while argv[:1] == ["--cgroup"]:  # join the learner's pids cgroup before anything starts
-        with open(Path(argv[1]) / "cgroup.procs", "w") as fh:
-            fh.write(str(os.getpid()))
+        groups.append(Path(argv[1]))
         argv = argv[2:]
+    LearnerCgroup.join_folders(groups)
     args = command(argv, os.getcwd())
     # The kernel's own banner ("To connect another client...") is not cell output.
     devnull = os.open(os.devnull, os.O_WRONLY)
