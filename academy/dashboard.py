@@ -20,7 +20,7 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from academy import manifest
-from academy.learner.progress import ModuleRecord, ProgressStore
+from academy.learner.progress import ModuleRecord, ProgressStore, level_inputs
 from academy.levels import LevelRules, LevelState, LevelStatus, pass_mark, passes, reaches_mark
 
 __all__ = ["ProgressDashboard"]
@@ -90,9 +90,7 @@ class ProgressDashboard(widgets.VBox):
                 else "info"
             )
             self.labels[module.id].value = self._label(module, record)
-        scores = {key: r.score for key, r in records.items()}
-        critical = {key: r.critical_failed for key, r in records.items()}
-        self.levels.value = self._levels_html(self.rules.statuses(scores, critical))
+        self.levels.value = self._levels_html(self.rules.statuses(*level_inputs(records)))
 
     def check(self, module_id: str) -> dict | None:
         """Grade the saved notebook of ``module_id`` with ``f0 check``; returns its report."""

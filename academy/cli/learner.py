@@ -16,7 +16,7 @@ from academy import manifest
 from academy.cli.common import console
 from academy.cli.report import CheckRun
 from academy.errors import UsageError
-from academy.learner.progress import ProgressStore
+from academy.learner.progress import ProgressStore, level_inputs
 from academy.levels import LevelRules, LevelState, blocking_words, pass_mark, passes, reaches_mark
 from framework0 import atomic_write
 
@@ -86,8 +86,8 @@ def cmd_progress(args: argparse.Namespace) -> int:
         )
     console.print(table)
     rules = LevelRules(course)
-    scores = {key: p.best.score for key, p in progress.items()}  # a level once reached stays
-    critical = {key: p.best.critical_failed for key, p in progress.items()}
+    # a level once reached stays: decided from each module's best check
+    scores, critical = level_inputs({key: p.best for key, p in progress.items()})
     for module in course.modules:
         item = progress.get(module.id)
         if item is not None and item.best.critical_failed and reaches_mark(module, item.best.score):

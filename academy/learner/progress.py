@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from academy.errors import ProgressError
 from academy.manifest import Course
@@ -172,13 +173,6 @@ class ProgressStore:
     def latest(self) -> dict[str, ModuleRecord]:
         return {key: p.latest for key, p in self.progress().items()}
 
-    def scores(self) -> dict[str, float]:
-        return {key: record.score for key, record in self.records().items()}
-
-    def critical(self) -> dict[str, tuple[str, ...]]:
-        """The failed critical cases of each module's best check (for ``LevelRules``)."""
-        return {key: record.critical_failed for key, record in self.records().items()}
-
     def record(self, entry: ModuleRecord) -> CheckUpdate:
         """Store ``entry`` as its module's latest check (and best, when it scores at least as
         much as the best so far)."""
@@ -243,17 +237,10 @@ class ProgressStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; writes stay atomic
+        """One writer at a time (two checks finishing together, the dashboard and f0 watch);
+        the file lock of the OS (fcntl or msvcrt) through ``filelock``."""
+        with FileLock(self.folder / "progress.lock"):
             yield
-            return
-        fd = os.open(self.folder / "progress.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
 
 def record_check(
@@ -261,3 +248,13 @@ def record_check(
 ) -> CheckUpdate:
     """Record one graded ``report`` of ``notebook`` (the bytes that were graded)."""
     return store.record(ModuleRecord.from_report(report, notebook, notebook_bytes))
+
+
+def level_inputs(
+    records: dict[str, ModuleRecord],
+) -> tuple[dict[str, float], dict[str, tuple[str, ...]]]:
+    """The scores and the failed critical cases of each module's record, the two mappings
+    ``LevelRules`` decides levels from (the dashboard, ``f0 progress`` and certificates)."""
+    scores = {key: record.score for key, record in records.items()}
+    critical = {key: record.critical_failed for key, record in records.items()}
+    return scores, critical
