@@ -42,6 +42,7 @@ from academy.grading.steps import (
     ExecuteWithinLimits,
     FlagUngradableWork,
     ScoreHiddenSuites,
+    StartHiddenSuites,
 )
 
 c = get_config()  # noqa: F821 - provided by traitlets when this file is loaded
@@ -102,6 +103,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 
 c.Autograde.autograde_preprocessors = [
+    StartHiddenSuites,  # the hidden suite runs alongside the kernel; ScoreHiddenSuites waits
     ExecuteWithinLimits,
     IgnorePattern,
     ClearMetadataPreprocessor,

@@ -198,16 +198,22 @@ def copy_course(course: Course, dest: Path) -> Path:
     return dest
 
 
-def stale_files(course: Course) -> list[str]:
-    """Generated files that differ from what ``make generate`` would write now."""
+def stale_files(course: Course, module_ids: list[str] | None = None) -> list[str]:
+    """Generated files that differ from what ``make generate`` would write now (for the
+    given modules only: their folders are regenerated and compared; default: the course)."""
     from academy import manifest
 
     stale = []
     with tempfile.TemporaryDirectory(prefix="f0-build-") as tmp:
         fresh = manifest.load(copy_course(course, Path(tmp)))
-        generate(fresh)
+        modules = generate(fresh, module_ids)
         for folder in ("curriculum", "exercises", "solutions"):
-            stale += _differences(course.root / folder, Path(tmp) / folder, folder)
+            if module_ids is None:
+                stale += _differences(course.root / folder, Path(tmp) / folder, folder)
+                continue
+            for module in modules:
+                label = f"{folder}/{module.id}"
+                stale += _differences(course.root / label, Path(tmp) / label, label)
     return stale
 
 

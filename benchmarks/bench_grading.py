@@ -1,9 +1,15 @@
 """Parallel `f0 autograde` against sequential stock `nbgrader autograde`, in the same run.
 
 Builds a temporary copy of the course with N module-1 submissions (a mix of complete and
-partial work), grades them sequentially with `nbgrader autograde` and in parallel with
-`f0 autograde --workers W` (two separate gradebooks), checks both give the same grades, and
-prints the speed-up and the per-submission overhead over executing the notebook alone.
+partial work) and grades them three times, into separate gradebooks:
+
+* sequential stock `nbgrader autograde`, each student's hidden suite after their kernel
+  (`--StartHiddenSuites.enabled=False`: the pipeline as it was before the overlap): the baseline;
+* sequential `nbgrader autograde` with the course's pipeline (suite alongside the kernel);
+* parallel `f0 autograde --workers W` (the course's pipeline, batches on W processes).
+
+It checks all three give the same grades, and prints the speed-ups over the baseline and the
+per-submission overhead over executing the notebook alone.
 
     python benchmarks/bench_grading.py [--submissions 30] [--workers 2]
 """
@@ -59,7 +65,7 @@ def main() -> int:
     variants = [(), ("ex_1_5_solution",), ("ex_1_3_solution", "ex_1_4_solution")]
     with tempfile.TemporaryDirectory() as tmp:
         roots = []
-        for name in ("sequential", "parallel"):
+        for name in ("sequential", "overlap", "parallel"):
             Path(tmp, name).mkdir()
             root = copy_course(c, Path(tmp, name))
             sh(["nbgrader", "generate_assignment", "module1", "--force"], root)
@@ -75,7 +81,10 @@ def main() -> int:
             nb, timeout=60, shutdown_kernel="immediate", resources={"metadata": {"path": tmp}}
         ).execute()
         bare = time.perf_counter() - start
-        sequential, sequential_cpu = sh(["nbgrader", "autograde", "module1"], roots[0])
+        sequential, sequential_cpu = sh(
+            ["nbgrader", "autograde", "module1", "--StartHiddenSuites.enabled=False"], roots[0]
+        )
+        overlap, _ = sh(["nbgrader", "autograde", "module1"], roots[1])
         parallel, parallel_cpu = sh(
             [
                 sys.executable,
@@ -86,15 +95,19 @@ def main() -> int:
                 "--workers",
                 str(args.workers),
             ],
-            roots[1],
+            roots[2],
         )
-        same = scores(roots[0]) == scores(roots[1])
+        same = scores(roots[0]) == scores(roots[1]) == scores(roots[2])
         shutil.rmtree(tmp, ignore_errors=True)
     n = args.submissions
     print(f"{n} submissions of module 1, {args.workers} workers, {os.cpu_count()} cores")
-    print(f"  sequential nbgrader autograde : {sequential:7.1f} s  ({sequential / n:.2f} s each)")
+    print(f"  sequential, suite after kernel: {sequential:7.1f} s  ({sequential / n:.2f} s each)")
+    print(
+        f"  sequential, suite alongside   : {overlap:7.1f} s  ({overlap / n:.2f} s each, "
+        f"{sequential / overlap:.2f}x)"
+    )
     print(f"  parallel f0 autograde         : {parallel:7.1f} s  ({parallel / n:.2f} s each)")
-    print(f"  speed-up                      : {sequential / parallel:7.2f}x  (goal >= 1.8x)")
+    print(f"  speed-up over the baseline    : {sequential / parallel:7.2f}x  (goal >= 2.5x)")
     print(f"  bare kernel start + execution : {bare:7.2f} s per notebook")
     print(
         f"  grading overhead over bare    : {sequential / n / bare:7.2f}x sequential, "

@@ -84,3 +84,46 @@ def test_the_kernel_gets_its_share_of_the_students_budget_and_no_more(tmp_path):
     assert 2 <= ran <= 5, ran  # a 4 s share cannot hold the six 1.5 s sleeps
     assert resources["academy"]["deadline"] > started
     assert step.timeout == 60  # the configured per-cell timeout is restored
+
+
+def _graded_in_process(nb, alongside: bool):
+    """Run the three suite and kernel steps as nbgrader's autograde does, in this process."""
+    from course_tools import ROOT
+    from traitlets.config import Config
+
+    from academy.grading.steps import ScoreHiddenSuites, StartHiddenSuites
+
+    config = Config(
+        {
+            "ScoreHiddenSuites": {"course_root": str(ROOT)},
+            "StartHiddenSuites": {"enabled": alongside},
+            "ExecuteWithinLimits": {"timeout": 60},
+        }
+    )
+    resources = {
+        "nbgrader": {"assignment": "module1", "student": "s"},
+        "metadata": {"path": str(ROOT / "exercises" / "module1")},
+    }
+    for step in (StartHiddenSuites, ExecuteWithinLimits, ScoreHiddenSuites):
+        nb, resources = step(config=config).preprocess(nb, resources)
+    return nb, resources["academy"]
+
+
+def test_the_hidden_suite_runs_alongside_the_kernel_with_the_same_scores():
+    """StartHiddenSuites starts the suite before the kernel ends (ordering, not speed), and
+    the grade cells come out as when ScoreHiddenSuites runs the suite after the kernel."""
+    import nbformat
+    from course_tools import course, submission
+
+    module = course().module("module1")
+    nb = submission(course(), module, unsolved=("ex_1_5_solution",))
+    together, first = _graded_in_process(nbformat.from_dict(nb), alongside=True)
+    after, second = _graded_in_process(nbformat.from_dict(nb), alongside=False)
+    assert first["suite_started_at"] < first["kernel_done_at"]
+    assert "suite_started_at" not in second
+    assert first["report"]["score"] == second["report"]["score"] == 10.0
+    outputs = [
+        [c.get("outputs") for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+        for nb in (together, after)
+    ]
+    assert outputs[0] == outputs[1] and any(outputs[0])

@@ -4,6 +4,9 @@
 
 * ``ClearReflectionAnswers``: generate_assignment drops the worked answers to reflection
   questions, which only the solution notebook keeps.
+* ``StartHiddenSuites``: autograde starts the module's hidden suite on the submitted cells
+  before the learner's kernel starts, so the two start-ups and runs overlap (the suite grades
+  the cells, never the kernel's outputs); ``ScoreHiddenSuites`` collects its report.
 * ``ExecuteWithinLimits``: autograde runs the learner's kernel with a memory and CPU cap, and a
   kernel that dies or hangs costs that notebook its outputs, never the grading run.
 * ``ScoreHiddenSuites``: autograde runs the module's hidden suite in a fresh trusted process and
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shlex
@@ -23,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ from nbformat.notebooknode import NotebookNode, from_dict
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Enum, Float, Integer, Unicode
+from traitlets import Bool, Enum, Float, Integer, Unicode
 
 from academy import manifest
 from academy.bridge.cgroup import LearnerCgroup
@@ -40,7 +45,7 @@ from academy.bridge.client import Limits
 from academy.bridge.sandbox import MODES, Sandbox, SandboxUnavailable
 from academy.grading.nofollow import copy_regular_files
 from academy.grading.render import exercise_outputs
-from academy.grading.suite_runner import SUITE_SECONDS, run_hidden_suite
+from academy.grading.suite_runner import SUITE_SECONDS, SuiteReport, run_hidden_suite
 
 __all__ = [
     "ClearReflectionAnswers",
@@ -49,6 +54,7 @@ __all__ = [
     "ExecuteWithinLimits",
     "FlagUngradableWork",
     "ScoreHiddenSuites",
+    "StartHiddenSuites",
 ]
 
 REFLECTION_TAG = "reflection-answer"
@@ -158,7 +164,7 @@ class ExecuteWithinLimits(Execute):
         self._output_bytes: dict[int, int] = {}
         academy = resources.setdefault("academy", {})
         start = time.monotonic()
-        if self.student_seconds:
+        if self.student_seconds:  # StartHiddenSuites may have started the budget already
             academy.setdefault("deadline", start + self.student_seconds)
         self._kernel_deadline = (
             start + self.student_seconds * self.kernel_share if self.student_seconds else None
@@ -188,6 +194,7 @@ class ExecuteWithinLimits(Execute):
             academy["kernel_problem"] = f"{type(exc).__name__}: {exc}"
             return nb, resources
         finally:
+            academy["kernel_done_at"] = time.monotonic()
             metadata["path"] = graded_folder
             self.timeout = self._configured_timeout
             for group in self._cgroups:
@@ -336,19 +343,38 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             sandbox=self.sandbox,
         )
 
-    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+    def suite_run(
+        self, nb: NotebookNode, resources: dict[str, Any]
+    ) -> tuple[manifest.Module, Any] | None:
+        """(module, a function running its hidden suite on ``nb``'s cells and returning the
+        report), or None when the assignment is not a course.yaml module."""
         course = manifest.load(Path(self.course_root) if self.course_root else None)
         assignment = resources["nbgrader"]["assignment"]
         try:
             module = course.module(assignment)
         except manifest.ManifestError:
             self.log.info("%s is not a course.yaml module; no hidden suite to run", assignment)
-            return nb, resources
+            return None
         timeout = self.suite_timeout
         deadline = resources.get("academy", {}).get("deadline")
-        if deadline is not None:  # the student's budget, started by ExecuteWithinLimits
+        if deadline is not None:  # the student's budget (StartHiddenSuites/ExecuteWithinLimits)
             timeout = max(1.0, min(timeout, deadline - time.monotonic()))
-        report = run_hidden_suite(course, module, nb, self.limits(), timeout)
+        limits = self.limits()
+        return module, lambda: run_hidden_suite(course, module, nb, limits, timeout)
+
+    @staticmethod
+    def grade_outputs(report: SuiteReport, exercise_id: str, cap: float) -> list[NotebookNode]:
+        """A grade cell's outputs: the exercise's score (at most ``cap``) and messages."""
+        result = report.exercises[exercise_id]
+        return [from_dict(o) for o in exercise_outputs(result, report.load_problems, cap)]
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        started: Future[SuiteReport] | None = resources.get("academy", {}).pop("suite_run", None)
+        run = self.suite_run(nb, resources)
+        if run is None:
+            return nb, resources
+        module, grade = run
+        report = started.result() if started is not None else grade()
         if not report.sandboxed:
             self.log.warning(
                 "learner code for %s was graded WITHOUT a sandbox (bubblewrap missing or disabled)",
@@ -370,18 +396,12 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
                     cap,
                     result.exercise.points,
                 )
-            cell.outputs = [
-                from_dict(o) for o in exercise_outputs(result, report.load_problems, cap)
-            ]
+            cell.outputs = self.grade_outputs(report, cells[grade_id].id, cap)
         for grade_id, exercise in cells.items():
             if grade_id not in present:  # deleted by the learner: the work is graded anyway
                 self.log.warning("grade cell %s was missing; restored at the end", grade_id)
                 cell = restored_grade_cell(grade_id, exercise.id, exercise.points)
-                result = report.exercises[exercise.id]
-                cell.outputs = [
-                    from_dict(o)
-                    for o in exercise_outputs(result, report.load_problems, exercise.points)
-                ]
+                cell.outputs = self.grade_outputs(report, exercise.id, exercise.points)
                 nb.cells.append(cell)
         academy = resources.setdefault("academy", {})
         academy["report"] = report.to_json()
@@ -393,6 +413,45 @@ class ScoreHiddenSuites(NbGraderPreprocessor):
             report.max_points,
             " (flagged)" if academy["flagged"] else "",
         )
+        return nb, resources
+
+
+_SUITES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="f0-hidden-suite")
+
+
+class StartHiddenSuites(NbGraderPreprocessor):
+    """Start the hidden suite on the submitted cells, so it runs while the kernel does.
+
+    The suite grades the notebook's code cells in a sandboxed worker of its own and never
+    reads what the learner's kernel printed, so nothing ties it to ``ExecuteWithinLimits``:
+    started first (on a copy of the notebook, in a background thread), the suite worker's
+    start-up and run overlap the kernel's. ``ScoreHiddenSuites`` waits for the report and
+    writes the grade cells as before; without this step it runs the suite itself. Both share
+    the student's budget (``ExecuteWithinLimits.student_seconds``), started here.
+    """
+
+    enabled = Bool(
+        True,
+        help="Run the hidden suite alongside the learner's kernel (False: after it, in "
+        "ScoreHiddenSuites). Same scores either way; alongside is faster.",
+    ).tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict]:
+        if not self.enabled:
+            return nb, resources
+        budget = ExecuteWithinLimits(parent=self).student_seconds
+        academy = resources.setdefault("academy", {})
+        if budget:
+            academy.setdefault("deadline", time.monotonic() + budget)
+        run = ScoreHiddenSuites(parent=self).suite_run(copy.deepcopy(nb), resources)
+        if run is not None:
+            grade = run[1]
+
+            def started() -> SuiteReport:
+                academy["suite_started_at"] = time.monotonic()
+                return grade()
+
+            academy["suite_run"] = _SUITES.submit(started)
         return nb, resources
 
 
