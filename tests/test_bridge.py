@@ -331,3 +331,27 @@ def test_the_worker_drops_an_object_once_no_handle_refers_to_it(learner):
     learner.echo(2)
     assert fresh._id == old  # the new worker numbers its handles from the start again
     assert fresh.get() == 3  # ... and the old worker's release did not drop this one
+
+
+def test_the_wire_format_round_trips_and_bounds_depth():
+    """academy.bridge.protocol: both sides' one encoder and decoder."""
+    from academy.bridge.protocol import MAX_DEPTH, TAG, decode, encode
+
+    value = {"a": (1, [2.5, float("inf")]), TAG: None, "s": "x"}
+    wire = encode(value, leaf=lambda v: {TAG: "handle", "id": 1})
+    assert decode(wire, tagged=lambda obj: ("handle", obj["id"])) == value
+    assert encode({1: "x"}, leaf=lambda v: "leaf") == "leaf"  # the worker keeps it live
+    assert encode({1: "x"}, leaf=lambda v: "leaf", str_keys=True) == {"1": "x"}  # the grader
+    deep: list = []
+    for _ in range(MAX_DEPTH + 5):
+        deep = [deep]
+    assert "leaf" in repr(encode(deep, leaf=lambda v: "leaf"))  # deeper than the bound: a leaf
+    nested: object = (0,)
+    for _ in range(MAX_DEPTH - 1):
+        nested = (nested,)  # an honest worker's deepest answer decodes
+    assert decode(encode(nested, leaf=repr), tagged=repr) == nested
+    hostile: object = []
+    for _ in range(5 * MAX_DEPTH):
+        hostile = [hostile]
+    with pytest.raises(ValueError, match="nested"):
+        decode(hostile, tagged=repr)

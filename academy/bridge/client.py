@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from academy.bridge.cgroup import LearnerCgroup
+from academy.bridge.protocol import TAG, decode, encode
 from academy.bridge.sandbox import Sandbox
-from academy.bridge.worker import TAG
 from academy.errors import AcademyError
 
 __all__ = [
@@ -291,46 +291,24 @@ class Learner:
         return self._request(request)
 
     def _encode(self, value: Any) -> Any:
+        return encode(value, self._encode_leaf, str_keys=True)
+
+    def _encode_leaf(self, value: Any) -> Any:
         if isinstance(value, Remote):
             if value._learner is not self:
                 raise ValueError("a Remote from another Learner cannot be sent here")
             return {TAG: "handle", "id": value._id}
         if isinstance(value, expr):
             return {TAG: "expr", "source": value.source}
-        kind = type(value)
-        if value is None or kind in (bool, int, str):
-            return value
-        if kind is float:
-            return (
-                value
-                if value == value and abs(value) != float("inf")
-                else {TAG: "float", "value": repr(value)}
-            )
-        if kind is list:
-            return [self._encode(v) for v in value]
-        if kind is tuple:
-            return {TAG: "tuple", "items": [self._encode(v) for v in value]}
-        if kind is dict:
-            items = {str(k): self._encode(v) for k, v in value.items()}
-            return {TAG: "dict", "items": items} if TAG in value else items
-        raise TypeError(f"cannot send a {kind.__name__} to the learner; use expr(...)")
+        raise TypeError(f"cannot send a {type(value).__name__} to the learner; use expr(...)")
 
     def _decode(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self._decode(v) for v in value]
-        if isinstance(value, dict):
-            tag = value.get(TAG)
-            if tag is None:
-                return {k: self._decode(v) for k, v in value.items()}
-            if tag == "handle":
-                return Remote(self, value["id"], value["type"], value["repr"])
-            if tag == "tuple":
-                return tuple(self._decode(v) for v in value["items"])
-            if tag == "dict":
-                return {k: self._decode(v) for k, v in value["items"].items()}
-            if tag == "float":
-                return float(value["value"])
-        return value
+        return decode(value, self._decode_tagged)
+
+    def _decode_tagged(self, value: dict[str, Any]) -> Any:
+        if value[TAG] == "handle":
+            return Remote(self, value["id"], value["type"], value["repr"])
+        return value  # a tag only the grader sends: plain data here
 
     def _request(self, request: dict[str, Any]) -> Any:
         if self._proc is None:

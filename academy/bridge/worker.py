@@ -28,7 +28,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-TAG = "__f0__"  # marks a JSON object that stands for something JSON cannot hold
+from academy.bridge.protocol import TAG, decode, encode
 
 
 class Worker:
@@ -51,24 +51,9 @@ class Worker:
         self.next_handle = 1
 
     # ---------------------------------------------------------------- encoding
-    def encode(self, value: Any, depth: int = 0) -> Any:
+    def encode(self, value: Any) -> Any:
         """Plain JSON for exact JSON types; a handle to a live object for anything else."""
-        kind = type(value)
-        if value is None or kind in (bool, int, str):
-            return value
-        if kind is float:
-            if value != value or value in (float("inf"), float("-inf")):
-                return {TAG: "float", "value": repr(value)}
-            return value
-        if depth < 50:
-            if kind is list:
-                return [self.encode(v, depth + 1) for v in value]
-            if kind is tuple:
-                return {TAG: "tuple", "items": [self.encode(v, depth + 1) for v in value]}
-            if kind is dict and all(type(k) is str for k in value):
-                out = {k: self.encode(v, depth + 1) for k, v in value.items()}
-                return {TAG: "dict", "items": out} if TAG in value else out
-        return self.handle(value)
+        return encode(value, self.handle)
 
     def handle(self, value: Any) -> dict[str, Any]:
         number = self.next_handle
@@ -77,23 +62,15 @@ class Worker:
         return {TAG: "handle", "id": number, "type": _type_name(value), "repr": _safe_repr(value)}
 
     def decode(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self.decode(v) for v in value]
-        if isinstance(value, dict):
-            tag = value.get(TAG)
-            if tag is None:
-                return {k: self.decode(v) for k, v in value.items()}
-            if tag == "handle":
-                return self.objects[value["id"]]
-            if tag == "tuple":
-                return tuple(self.decode(v) for v in value["items"])
-            if tag == "dict":
-                return {k: self.decode(v) for k, v in value["items"].items()}
-            if tag == "float":
-                return float(value["value"])
-            if tag == "expr":  # the grader builds a value JSON cannot carry, e.g. {1, 2}
-                return eval(value["source"], {"__builtins__": builtins})  # noqa: S307
-        return value
+        return decode(value, self._tagged)
+
+    def _tagged(self, value: dict[str, Any]) -> Any:
+        tag = value[TAG]
+        if tag == "handle":
+            return self.objects[value["id"]]
+        if tag == "expr":  # the grader builds a value JSON cannot carry, e.g. {1, 2}
+            return eval(value["source"], {"__builtins__": builtins})  # noqa: S307
+        raise ValueError(f"unknown tag {tag!r}")
 
     # ---------------------------------------------------------------- requests
     def target(self, ref: int | None) -> Any:
