@@ -10,6 +10,7 @@ and ``run_hidden_suite`` for checks, so the sandboxing and trust rules hold on e
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,17 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_folders: dict[str, Path] = {}
+_folders: OrderedDict[str, Path] = OrderedDict()  # bundle digest -> its folder, oldest first
+KEPT_BUNDLES = 4  # course versions a worker keeps written out; older ones are removed
 
 
 def course_folder(files: dict[str, bytes]) -> Path:
-    """This worker's copy of a course bundle (written once per worker process and bundle)."""
+    """This worker's copy of a course bundle, written once per worker process and bundle.
+
+    A long-lived worker sees a new bundle for every course change: it keeps the
+    ``KEPT_BUNDLES`` most recently used, removes older ones, and removes the rest when the
+    worker process exits, so its disk use stays bounded.
+    """
     key = digest(files)
     with _lock:
         folder = _folders.get(key)
@@ -44,7 +52,18 @@ def course_folder(files: dict[str, bytes]) -> Path:
             folder = Path(tempfile.mkdtemp(prefix=f"f0-course-{key[:12]}-"))
             materialise(files, folder)
             _folders[key] = folder
+        _folders.move_to_end(key)
+        while len(_folders) > KEPT_BUNDLES:
+            _, old = _folders.popitem(last=False)
+            shutil.rmtree(old, ignore_errors=True)
         return folder
+
+
+@atexit.register
+def _remove_course_folders() -> None:
+    with _lock:
+        while _folders:
+            shutil.rmtree(_folders.popitem()[1], ignore_errors=True)
 
 
 STALL_SECONDS = 1800.0  # no student finished for this long: nbgrader is stuck, stop it
