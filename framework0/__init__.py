@@ -26,7 +26,13 @@ from framework0.errors import (
 from framework0.logger import get_logger
 from framework0.memory_bus import MemoryBus
 from framework0.persistence import Persistence, atomic_write, clean_temp_files
-from framework0.recipe_parser import load_recipe, parse_recipe, parse_step, validate_recipe
+from framework0.recipe_parser import (
+    LoadedRecipe,
+    load_recipe,
+    parse_recipe,
+    parse_step,
+    validate_recipe,
+)
 from framework0.scriptlets import BaseScriptlet
 
 __version__ = "0.1.0"
@@ -58,6 +64,7 @@ __all__ = [
     "Framework0Error",
     "GraphError",
     "InvalidKeyError",
+    "LoadedRecipe",
     "MemoryBus",
     "NotJSONError",
     "Persistence",

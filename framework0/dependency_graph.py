@@ -3,7 +3,8 @@
 Ordering is delegated to the standard library's ``graphlib.TopologicalSorter``; this
 class adds what a recipe runner needs on top: a reproducible order (ties go to the
 task added first, so a recipe's ``idx`` order wins whenever dependencies allow it),
-errors that name the cycle or the unknown task, and a Mermaid picture for notebooks.
+errors that name the cycle or the unknown task, every task a task needs or is needed
+by (``ancestors`` / ``descendants``), and a Mermaid picture for notebooks.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import graphlib
 import heapq
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from framework0.errors import CycleError, UnknownTaskError
@@ -95,6 +96,28 @@ class DependencyGraph:
         self._require(task_name)
         return [name for name, deps in self._deps.items() if task_name in deps]
 
+    def ancestors(self, task_name: str) -> list[str]:
+        """Every task ``task_name`` depends on, directly or through other tasks.
+
+        Listed in the order the tasks were added. A task on a dependency cycle is among
+        its own ancestors (the walk stops at tasks already seen, so it always ends).
+        Raises ``UnknownTaskError`` for an unknown ``task_name`` and for a dependency on
+        the way that was never added (``unknown task 'x' (needed by 'b')``).
+        """
+        return self._reach(task_name, self._dependencies_of)
+
+    def descendants(self, task_name: str) -> list[str]:
+        """Every task that depends on ``task_name``, directly or through other tasks.
+
+        Listed in the order the tasks were added; a task on a dependency cycle is among
+        its own descendants. Raises ``UnknownTaskError`` for an unknown ``task_name``.
+        """
+        dependents: dict[str, list[str]] = {name: [] for name in self._deps}
+        for name, deps in self._deps.items():
+            for dep in deps:
+                dependents.setdefault(dep, []).append(name)
+        return self._reach(task_name, dependents.__getitem__)
+
     def get_task_order(self) -> list[str]:
         """Every task after all of its dependencies; ties go to the task added first.
 
@@ -166,6 +189,26 @@ class DependencyGraph:
             return self._deps[task_name]
         except (KeyError, TypeError):
             raise UnknownTaskError(task_name) from None
+
+    def _dependencies_of(self, task_name: str) -> list[str]:
+        """``task_name``'s direct dependencies, each of which must have been added."""
+        deps = self._deps[task_name]
+        for dep in deps:
+            if dep not in self._deps:
+                raise UnknownTaskError(dep, f" (needed by {task_name!r})")
+        return deps
+
+    def _reach(self, task_name: str, step: Callable[[str], list[str]]) -> list[str]:
+        """The tasks reachable from ``task_name`` by one or more ``step``s, in added order."""
+        self._require(task_name)
+        seen: set[str] = set()
+        todo = list(step(task_name))
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(step(name))
+        return [name for name in self._deps if name in seen]
 
     def _rotate(self, cycle: list[str]) -> list[str]:
         """Start the cycle at its earliest-added task so the message is reproducible."""

@@ -23,13 +23,13 @@ import copy
 import difflib
 import functools
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from yaml.representer import Representer, SafeRepresenter
 
 from framework0._json import short_repr
 from framework0.dependency_graph import DependencyGraph
@@ -39,7 +39,14 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-__all__ = ["RECIPE_SCHEMA", "load_recipe", "parse_recipe", "parse_step", "validate_recipe"]
+__all__ = [
+    "RECIPE_SCHEMA",
+    "LoadedRecipe",
+    "load_recipe",
+    "parse_recipe",
+    "parse_step",
+    "validate_recipe",
+]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -126,30 +133,56 @@ def _validator(schema: str) -> Draft202012Validator:
     return Draft202012Validator(RECIPE_SCHEMA if schema == "recipe" else STEP_SCHEMA)
 
 
-# ---------------------------------------------------------------------- line table
-# Line numbers live beside the data, never in it, so a loaded recipe is a plain dict
-# that round-trips through YAML/JSON unchanged. The table holds the recipe itself, so
-# an id() cannot be reused while its entry exists; it is bounded so it cannot grow.
+# ---------------------------------------------------------------------- loaded recipes
 _Path = tuple[Any, ...]
-_LINE_TABLE: OrderedDict[int, tuple[object, str, dict[_Path, int]]] = OrderedDict()
-_LINE_TABLE_SIZE = 64
-_line_lock = threading.Lock()
 
 
-def _remember(recipe: object, source: str, lines: dict[_Path, int]) -> None:
-    with _line_lock:
-        _LINE_TABLE[id(recipe)] = (recipe, source, lines)
-        _LINE_TABLE.move_to_end(id(recipe))
-        while len(_LINE_TABLE) > _LINE_TABLE_SIZE:
-            _LINE_TABLE.popitem(last=False)
+class LoadedRecipe(dict[str, Any]):
+    """A recipe as ``load_recipe`` read it: the data, plus where each part was written.
+
+    It is the recipe's dict: it compares equal to the plain data, ``json.dumps`` and
+    ``yaml.safe_dump`` write it as an ordinary mapping, and it can be edited like any
+    dict. Beside the data it carries
+
+    ``source``
+        the file it was read from (``None`` if not given);
+    ``lines``
+        a read-only mapping from a JSON path such as ``("steps", 2, "depends_on")`` to
+        the 1-based YAML line where that part starts (``()`` is the document itself).
+
+    ``validate_recipe`` reports lines for this object and for its ``copy.copy`` /
+    ``copy.deepcopy`` copies; a plain copy (``dict(recipe)``, ``recipe.copy()``)
+    validates the same, without lines. The lines describe the file as read, so after
+    an edit they may point at the text that was replaced.
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, Any] | None = None,
+        /,
+        *,
+        source: str | None = None,
+        lines: Mapping[_Path, int] | None = None,
+    ) -> None:
+        super().__init__(data or {})
+        self._source = source
+        self._lines = dict(lines or {})
+
+    @property
+    def source(self) -> str | None:
+        """The file the recipe was read from."""
+        return self._source
+
+    @property
+    def lines(self) -> Mapping[_Path, int]:
+        """JSON path -> 1-based YAML line, e.g. ``lines[("steps", 0, "name")] == 3``."""
+        return MappingProxyType(self._lines)
 
 
-def _recall(recipe: object) -> tuple[str | None, dict[_Path, int]]:
-    with _line_lock:
-        entry = _LINE_TABLE.get(id(recipe))
-    if entry is None or entry[0] is not recipe:
-        return None, {}
-    return entry[1], entry[2]
+# PyYAML's representers look a type up exactly, so without these ``yaml.safe_dump`` of a
+# loaded recipe would fail (and ``yaml.dump`` would tag it as a Python object).
+SafeRepresenter.add_representer(LoadedRecipe, SafeRepresenter.represent_dict)
+Representer.add_representer(LoadedRecipe, Representer.represent_dict)
 
 
 def _record_lines(node: yaml.Node, path: _Path, lines: dict[_Path, int]) -> None:
@@ -186,10 +219,10 @@ def _duplicate_keys(node: yaml.Node, path: _Path, found: list[tuple[int, str]]) 
 
 
 # ---------------------------------------------------------------------- loading
-def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a recipe file into a plain dict, remembering each step's YAML line.
+def load_recipe(path: str | os.PathLike[str]) -> LoadedRecipe:
+    """Read a recipe file into a ``LoadedRecipe``: its dict, carrying each part's YAML line.
 
-    The lines are kept in a side table so ``validate_recipe`` can report
+    The lines travel with the returned object, so ``validate_recipe`` can report
     ``step 'load' (line 12): ...``. A missing file raises ``RecipeError``; bad YAML,
     repeated keys or a document that is not a mapping raise ``RecipeValidationError``.
     """
@@ -229,8 +262,7 @@ def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RecipeValidationError(source, [msg for _, msg in sorted(duplicates)])
     lines: dict[_Path, int] = {}
     _record_lines(node, (), lines)
-    _remember(data, source, lines)
-    return data
+    return LoadedRecipe(data, source=source, lines=lines)
 
 
 # ---------------------------------------------------------------------- validation
@@ -254,7 +286,7 @@ _TYPE_WORDS = {
 }
 
 
-def _label(recipe: Any, path: _Path, lines: dict[_Path, int]) -> tuple[str, int | None]:
+def _label(recipe: Any, path: _Path, lines: Mapping[_Path, int]) -> tuple[str, int | None]:
     """``step 'load' (line 12): field 'args'`` for a JSON path, and the line used."""
     line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
     at = f" (line {line})" if line else ""
@@ -321,7 +353,7 @@ class _Findings:
     "required" can repeat itself).
     """
 
-    def __init__(self, recipe: dict[str, Any], lines: dict[_Path, int]) -> None:
+    def __init__(self, recipe: dict[str, Any], lines: Mapping[_Path, int]) -> None:
         self.recipe = recipe
         self.lines = lines
         self._found: list[tuple[float, int, str]] = []  # (line, order, message)
@@ -339,7 +371,7 @@ class _Findings:
         return list(dict.fromkeys(msg for *_, msg in sorted(self._found)))
 
 
-def _problems(recipe: Any, lines: dict[_Path, int]) -> list[str]:
+def _problems(recipe: Any, lines: Mapping[_Path, int]) -> list[str]:
     if not isinstance(recipe, Mapping):
         got = _JSON_TYPES.get(type(recipe), type(recipe).__name__)
         return [f"a recipe must be a mapping with a 'steps' list, got {got}"]
@@ -450,12 +482,14 @@ def validate_recipe(recipe: Mapping[str, Any], source: str | None = None) -> Non
     Checks the schema (``RECIPE_SCHEMA``), unique step names and idx values, that
     ``depends_on`` names exist, and that dependencies form no cycle. ``source`` names
     the recipe in the message; it defaults to the file ``load_recipe`` read, else
-    ``"<recipe>"``. Line numbers appear for recipes returned by ``load_recipe``.
+    ``"<recipe>"``. Line numbers appear for a ``LoadedRecipe`` (what ``load_recipe``
+    returns); a plain dict, such as ``dict(load_recipe(path))``, is checked the same
+    way and its problems carry no line.
     """
-    remembered, lines = _recall(recipe)
-    problems = _problems(recipe, lines)
+    loaded = recipe if isinstance(recipe, LoadedRecipe) else LoadedRecipe()
+    problems = _problems(recipe, loaded.lines)
     if problems:
-        raise RecipeValidationError(source or remembered or "<recipe>", problems)
+        raise RecipeValidationError(source or loaded.source or "<recipe>", problems)
 
 
 # ---------------------------------------------------------------------- normalizing

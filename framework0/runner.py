@@ -173,16 +173,10 @@ def _plan(graph: DependencyGraph, only: list[str], skip: list[str]) -> list[str]
     order = graph.get_task_order()
     selected = set(order)
     if only:
-        selected = set()
-        todo = list(only)
-        while todo:
-            name = todo.pop()
-            if name not in selected:
-                selected.add(name)
-                todo.extend(graph.get_task_dependencies(name))
+        selected = {task for name in only for task in (name, *graph.ancestors(name))}
     skipped = set(skip)
     selected -= skipped
-    blocked = [n for n in order if n in selected and _needs(graph, n, skipped)]
+    blocked = [n for n in order if n in selected and not skipped.isdisjoint(graph.ancestors(n))]
     if blocked:
         needed = [s for s in skip if any(s in graph.get_task_dependencies(b) for b in blocked)]
         raise StepNotRunError(
@@ -191,20 +185,6 @@ def _plan(graph: DependencyGraph, only: list[str], skip: list[str]) -> list[str]
             f"run: {', '.join(blocked)} (skip them too, or stop skipping their dependencies)",
         )
     return [n for n in order if n in selected]
-
-
-def _needs(graph: DependencyGraph, name: str, skipped: set[str]) -> bool:
-    """Whether ``name`` depends on a skipped step, directly or through other steps."""
-    seen: set[str] = set()
-    todo = graph.get_task_dependencies(name)
-    while todo:
-        dep = todo.pop()
-        if dep in skipped:
-            return True
-        if dep not in seen:
-            seen.add(dep)
-            todo.extend(graph.get_task_dependencies(dep))
-    return False
 
 
 def _allowed_packages(extra: Iterable[str] | str | None) -> tuple[str, ...]:

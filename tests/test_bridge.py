@@ -355,3 +355,15 @@ def test_the_wire_format_round_trips_and_bounds_depth():
         hostile = [hostile]
     with pytest.raises(ValueError, match="nested"):
         decode(hostile, tagged=repr)
+
+
+def test_a_loaded_recipe_comes_back_as_the_plain_dict_it_is(tmp_path):
+    """framework0's LoadedRecipe is a dict carrying YAML lines: a learner who returns one
+    where a mapping is asked for gets the same answer as with yaml.safe_load."""
+    (tmp_path / "r.yaml").write_text("steps:\n  - {idx: 1, name: a, module: m, function: f}\n")
+    path = str(tmp_path / "r.yaml")
+    source = f"from framework0 import load_recipe\ndef read():\n    return load_recipe({path!r})\n"
+    with Learner(cells(source), Limits(call_seconds=5, load_seconds=20, sandbox="off")) as learner:
+        assert learner.read() == {
+            "steps": [{"idx": 1, "name": "a", "module": "m", "function": "f"}]
+        }

@@ -65,7 +65,10 @@ def test_unknown_dependency_names_it_and_its_dependent() -> None:
     assert isinstance(info.value, KeyError)
 
 
-@pytest.mark.parametrize("method", ["get_task_dependencies", "get_task_dependents", "remove_task"])
+@pytest.mark.parametrize(
+    "method",
+    ["get_task_dependencies", "get_task_dependents", "remove_task", "ancestors", "descendants"],
+)
 def test_unknown_task_lookups_name_the_task(method: str) -> None:
     graph = build(("a", []))
     with pytest.raises(UnknownTaskError, match="'nope'"):
@@ -79,6 +82,40 @@ def test_dependencies_and_dependents_are_direct_and_copied() -> None:
     assert graph.get_task_dependents("c") == []
     graph.get_task_dependencies("c").append("zzz")
     assert graph.get_task_dependencies("c") == ["b", "a"]
+
+
+def test_ancestors_and_descendants_are_transitive_in_added_order() -> None:
+    # e <- d <- {b, c} <- a, and x on its own; added out of order on purpose.
+    graph = build(("d", ["c", "b"]), ("a", []), ("x", []), ("c", ["a"]), ("b", ["a"]))
+    graph.add_task("e", ["d"])
+    assert graph.ancestors("e") == ["d", "a", "c", "b"]
+    assert graph.ancestors("d") == ["a", "c", "b"]
+    assert graph.ancestors("a") == [] and graph.ancestors("x") == []
+    assert graph.descendants("a") == ["d", "c", "b", "e"]
+    assert graph.descendants("c") == ["d", "e"]
+    assert graph.descendants("e") == [] and graph.descendants("x") == []
+    graph.ancestors("e").append("zzz")  # a fresh list each time
+    assert graph.ancestors("e") == ["d", "a", "c", "b"]
+
+
+def test_ancestors_and_descendants_end_on_cycles() -> None:
+    graph = build(("a", ["c"]), ("b", ["a"]), ("c", ["b"]), ("d", ["a"]), ("x", ["x"]))
+    assert graph.ancestors("a") == ["a", "b", "c"]  # on the cycle: its own ancestor
+    assert graph.ancestors("d") == ["a", "b", "c"]
+    assert graph.descendants("a") == ["a", "b", "c", "d"]
+    assert graph.descendants("d") == []
+    assert graph.ancestors("x") == graph.descendants("x") == ["x"]
+
+
+def test_ancestors_name_a_dependency_that_was_never_added() -> None:
+    graph = build(("a", []), ("b", ["a", "ghost"]), ("c", ["b"]))
+    with pytest.raises(UnknownTaskError) as info:
+        graph.ancestors("c")
+    assert str(info.value) == "unknown task 'ghost' (needed by 'b')"
+    assert graph.ancestors("a") == []
+    assert graph.descendants("a") == ["b", "c"]  # walks dependents only: no ghost on the way
+    graph.add_task("ghost", [])
+    assert graph.ancestors("c") == ["a", "b", "ghost"]
 
 
 def test_remove_task_drops_it_from_other_tasks() -> None:

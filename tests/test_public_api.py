@@ -36,3 +36,14 @@ def test_errors_behave_like_the_builtins_callers_expect():
     assert issubclass(framework0.ContextDecodeError, ValueError)
     assert issubclass(framework0.UnknownTaskError, KeyError)
     assert issubclass(framework0.CycleError, ValueError)
+
+
+def test_load_recipe_returns_the_exported_loaded_recipe_type():
+    from framework0.recipe_parser import LoadedRecipe
+
+    assert framework0.LoadedRecipe is LoadedRecipe
+    assert issubclass(framework0.LoadedRecipe, dict)
+    assert inspect.signature(framework0.load_recipe).return_annotation in (
+        "LoadedRecipe",
+        LoadedRecipe,
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from jsonschema import Draft202012Validator
 from framework0.errors import RecipeError, RecipeValidationError
 from framework0.recipe_parser import (
     RECIPE_SCHEMA,
+    LoadedRecipe,
     load_recipe,
     parse_recipe,
     parse_step,
@@ -40,7 +43,8 @@ def test_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 def test_example_recipe_is_valid_and_parses_in_idx_order() -> None:
     recipe = load_recipe(EXAMPLE)
-    assert type(recipe) is dict  # lines live in a side table, not in the data
+    assert isinstance(recipe, LoadedRecipe) and isinstance(recipe, dict)
+    assert "lines" not in recipe  # lines travel beside the data, never in it
     assert yaml.safe_load(yaml.safe_dump(recipe)) == yaml.safe_load(EXAMPLE.read_text())
     validate_recipe(recipe)
     steps = parse_recipe(recipe)
@@ -66,6 +70,91 @@ def test_every_problem_is_reported_with_step_field_and_line() -> None:
         "step 'report' (line 13): field 'timeout': -5 is less than or equal to the minimum of 0",
     ]
     assert str(info.value).startswith(f"{path}: 5 problem(s)\n  - step 'load' (line 6)")
+
+
+INVALID_PROBLEMS = [
+    "step 'load' (line 6): field 'args': must be a mapping, got a list (['numbers.csv'])",
+    "step 'load' (line 7): field 'retyr': unknown field 'retyr' (did you mean 'retry'?)",
+    "step 'report' (line 8): field 'idx': duplicate idx 1 (also used by step 'load' on line 2)",
+    "step 'report' (line 12): field 'depends_on[0]': unknown step 'lod' (did you mean 'load'?)",
+    "step 'report' (line 13): field 'timeout': -5 is less than or equal to the minimum of 0",
+]
+
+
+def test_loaded_recipe_carries_its_source_and_the_line_of_every_part() -> None:
+    recipe = load_recipe(FIXTURES / "invalid.yaml")
+    assert recipe.source == str(FIXTURES / "invalid.yaml")
+    assert recipe.lines[()] == 1
+    assert recipe.lines[("steps", 1)] == 8
+    assert recipe.lines[("steps", 1, "depends_on")] == 12
+    assert recipe.lines[("steps", 1, "depends_on", 0)] == 12
+    with pytest.raises(TypeError):
+        recipe.lines[("steps",)] = 99  # type: ignore[index]
+    # It is still the recipe's dict: equal to the data, serialized as a plain mapping.
+    data = yaml.safe_load((FIXTURES / "invalid.yaml").read_text())
+    assert recipe == data
+    assert yaml.safe_dump(recipe, sort_keys=False) == yaml.safe_dump(data, sort_keys=False)
+    assert yaml.dump(recipe) == yaml.dump(data)  # no !!python/object tag
+    assert json.loads(json.dumps(recipe)) == data
+
+
+def _write_recipe(folder: Path, n: int) -> Path:
+    """A recipe with one unknown dependency, pushed down by ``n`` comment lines."""
+    path = folder / f"r{n}.yaml"
+    path.write_text(
+        "#\n" * n + "steps:\n  - {idx: 1, name: a, module: m, function: F, depends_on: [zz]}\n"
+    )
+    return path
+
+
+def test_lines_stay_with_each_loaded_recipe(tmp_path: Path) -> None:
+    first = load_recipe(_write_recipe(tmp_path, 0))
+    second = load_recipe(_write_recipe(tmp_path, 3))
+    many = [load_recipe(_write_recipe(tmp_path, n)) for n in range(4, 104)]  # > 64 loads
+    for recipe, line in [(first, 2), (second, 5), (many[0], 6), (many[-1], 105)]:
+        assert problems(recipe) == [
+            f"step 'a' (line {line}): field 'depends_on[0]': unknown step 'zz'"
+        ]
+    assert problems(first, source="mine.yaml") == problems(first)  # source only names it
+    with pytest.raises(RecipeValidationError) as info:
+        validate_recipe(first)
+    assert info.value.source == str(tmp_path / "r0.yaml")
+
+
+def test_copies_keep_lines_and_plain_copies_validate_without_them() -> None:
+    recipe = load_recipe(FIXTURES / "invalid.yaml")
+    for kept in (copy.copy(recipe), copy.deepcopy(recipe), pickle.loads(pickle.dumps(recipe))):
+        assert type(kept) is LoadedRecipe and kept.lines == recipe.lines
+        assert problems(kept) == INVALID_PROBLEMS
+    for plain in (dict(recipe), recipe.copy()):
+        assert type(plain) is dict
+        with pytest.raises(RecipeValidationError) as info:
+            validate_recipe(plain)
+        assert info.value.source == "<recipe>"
+        # The same problems, without lines, so in the order they were found.
+        assert info.value.problems == [
+            "step 'load': field 'retyr': unknown field 'retyr' (did you mean 'retry'?)",
+            "step 'load': field 'args': must be a mapping, got a list (['numbers.csv'])",
+            "step 'report': field 'timeout': -5 is less than or equal to the minimum of 0",
+            "step 'report': field 'idx': duplicate idx 1 (also used by step 'load')",
+            "step 'report': field 'depends_on[0]': unknown step 'lod' (did you mean 'load'?)",
+        ]
+    example = dict(load_recipe(EXAMPLE))
+    validate_recipe(example)
+    assert [s["name"] for s in parse_recipe(example)] == ["compute_numbers", "compute_median"]
+
+
+def test_a_loaded_recipe_can_be_built_directly() -> None:
+    recipe = LoadedRecipe(
+        {"steps": [step("a", 1, depends_on=["b"])]},
+        source="built.yaml",
+        lines={("steps", 0): 4},
+    )
+    assert problems(recipe) == ["step 'a' (line 4): field 'depends_on[0]': unknown step 'b'"]
+    with pytest.raises(RecipeValidationError) as info:
+        validate_recipe(recipe)
+    assert info.value.source == "built.yaml"
+    assert LoadedRecipe() == {} and LoadedRecipe().lines == {} and LoadedRecipe().source is None
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:

@@ -142,6 +142,32 @@ def test_skipping_a_dependency_refuses_before_running_anything() -> None:
         run(RECIPES / "chain.yaml", only=["c"], skip=["b"])
 
 
+def test_only_and_skip_follow_dependencies_through_every_level(tmp_path: Path) -> None:
+    # a <- b, a <- c, {b, c} <- d; e on its own.
+    path = write(
+        tmp_path,
+        {"name": "a"},
+        {"name": "b", "depends_on": ["a"]},
+        {"name": "c", "depends_on": ["a"]},
+        {"name": "d", "depends_on": ["c", "b"]},
+        {"name": "e"},
+    )
+    assert run(path, only=["b", "c"]).get("trace") == ["a", "b", "c"]
+    assert run(path, only=["d"]).get("trace") == ["a", "b", "c", "d"]
+    assert run(path, only=["d"], skip=["e"]).get("trace") == ["a", "b", "c", "d"]
+    with pytest.raises(StepNotRunError) as info:
+        run(path, only=["d"], skip=["a"])
+    assert str(info.value) == (
+        "step 'b': depends on skipped step(s) 'a'; steps that cannot run: b, c, d "
+        "(skip them too, or stop skipping their dependencies)"
+    )
+    # d needs a only through b and c, which are skipped too: d is the one that cannot run.
+    with pytest.raises(
+        StepNotRunError, match=r"skipped step\(s\) 'b', 'c'; steps that cannot run: d "
+    ):
+        run(path, skip=["a", "b", "c"])
+
+
 def test_unknown_only_or_skip_names_are_named() -> None:
     with pytest.raises(UnknownTaskError) as info:
         run(RECIPES / "chain.yaml", only=["a", "zz", "yy"])
@@ -397,6 +423,7 @@ def test_cli_user_mistakes_exit_2_without_traceback(
     assert "Traceback" not in log
     if error_type == "RecipeValidationError":
         assert len(summary["error"]["problems"]) == 5
+        assert summary["error"]["problems"][0].startswith("step 'load' (line 6): ")
     if error_type == "RecipeError":
         assert "does/not/exist.yaml" in summary["error"]["message"]
 

@@ -23,10 +23,18 @@ MAX_DEPTH = 50  # containers nested deeper are leaves (encode) or refused (decod
 
 
 def encode(
-    value: Any, leaf: Callable[[Any], Any], *, str_keys: bool = False, depth: int = 0
+    value: Any,
+    leaf: Callable[[Any], Any],
+    *,
+    str_keys: bool = False,
+    plain_dicts: tuple[type, ...] = (),
+    depth: int = 0,
 ) -> Any:
     """Plain JSON for exact JSON types, lists, tuples and dicts (keys: str; ``str_keys``
-    writes other keys as ``str(key)``); ``leaf(value)`` for anything else."""
+    writes other keys as ``str(key)``); ``leaf(value)`` for anything else.
+
+    ``plain_dicts``: dict subclasses sent as plain dicts (read with ``dict.items``, which no
+    subclass can override), such as framework0's ``LoadedRecipe``."""
     kind = type(value)
     if value is None or kind in (bool, int, str):
         return value
@@ -36,16 +44,19 @@ def encode(
         return value
     if depth < MAX_DEPTH:
         inner = depth + 1
+
+        def again(item: Any) -> Any:
+            return encode(item, leaf, str_keys=str_keys, plain_dicts=plain_dicts, depth=inner)
+
         if kind is list:
-            return [encode(v, leaf, str_keys=str_keys, depth=inner) for v in value]
+            return [again(v) for v in value]
         if kind is tuple:
-            items = [encode(v, leaf, str_keys=str_keys, depth=inner) for v in value]
-            return {TAG: "tuple", "items": items}
-        if kind is dict and (str_keys or all(type(k) is str for k in value)):
-            out = {
-                str(k): encode(v, leaf, str_keys=str_keys, depth=inner) for k, v in value.items()
-            }
-            return {TAG: "dict", "items": out} if TAG in value else out
+            return {TAG: "tuple", "items": [again(v) for v in value]}
+        if (kind is dict or kind in plain_dicts) and (
+            str_keys or all(type(k) is str for k in dict.keys(value))
+        ):
+            out = {str(k): again(v) for k, v in dict.items(value)}
+            return {TAG: "dict", "items": out} if dict.__contains__(value, TAG) else out
     return leaf(value)
 
 

@@ -52,8 +52,9 @@ class Worker:
 
     # ---------------------------------------------------------------- encoding
     def encode(self, value: Any) -> Any:
-        """Plain JSON for exact JSON types; a handle to a live object for anything else."""
-        return encode(value, self.handle)
+        """Plain JSON for exact JSON types (and framework0's loaded recipes, which are dicts
+        carrying their YAML lines); a handle to a live object for anything else."""
+        return encode(value, self.handle, plain_dicts=_plain_dicts())
 
     def handle(self, value: Any) -> dict[str, Any]:
         number = self.next_handle
@@ -175,6 +176,15 @@ def _type_name(value: Any) -> str:
         if kind.__module__ in ("builtins", "__learner__")
         else (f"{kind.__module__}.{kind.__qualname__}")
     )
+
+
+def _plain_dicts() -> tuple[type, ...]:
+    """framework0's ``LoadedRecipe`` when the learner's code loaded framework0: a dict with
+    line numbers, sent as the plain dict it is (a learner returning ``load_recipe(...)`` where
+    a mapping is asked for gets the same answer as with ``yaml.safe_load``)."""
+    module = sys.modules.get("framework0.recipe_parser")
+    kind = getattr(module, "LoadedRecipe", None)
+    return (kind,) if isinstance(kind, type) and issubclass(kind, dict) else ()
 
 
 def _mro(value: Any) -> list[str]:
