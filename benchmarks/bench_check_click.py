@@ -2,14 +2,15 @@
 
 Builds a temporary learner course copy as tests/test_learner_lab.py's ``learner_lab`` fixture
 does (course.yaml, module 1's hidden suite, exercises/module1), starts the learner lab
-(``f0 lab``) on it, and drives Debian's /usr/bin/chromium with Playwright (never
-``playwright install``). Module 1 is opened, its setup cell and exercise 1.1's grade cell are
-run, then N rounds alternate a correct exercise 1.1 and a broken one ("MyApp" -> "OtherApp"),
-set through JupyterLab's model (no typing time). Each round measures, with the page's clock,
-the time from the click on "Save and check 1.1" to the new result under the exercise (the old
-one gone). After each round, the baseline: ``f0 check module1`` as a subprocess in the course
-copy on the notebook the click just saved. Prints every round, the medians, the ratio
-click/CLI and the median click time against the issue's goal (feedback within 3 s).
+(``f0 lab``, with tests/lab_tools.py's ``running_lab``, every cell kept in the page) on it, and
+drives Debian's /usr/bin/chromium with Playwright (never ``playwright install``). Module 1 is
+opened, its setup cell and exercise 1.1's grade cell are run, then N rounds alternate a correct
+exercise 1.1 and a broken one ("MyApp" -> "OtherApp"), set through JupyterLab's model (no
+typing time). Each round measures, with the page's clock, the time from the click on "Save and
+check 1.1" to the new result under the exercise (the old one gone). After each round, the
+baseline: ``f0 check module1`` as a subprocess in the course copy on the notebook the click
+just saved. Prints every round, the medians, the ratio click/CLI and the median click time
+against the issue's goal (feedback within 3 s).
 
     python benchmarks/bench_check_click.py [--rounds 5]
 """
@@ -17,31 +18,25 @@ click/CLI and the median click time against the issue's goal (feedback within 3 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from course_tools import course, solution_sources  # noqa: E402
+from lab_tools import BIN, NO_VIRTUAL_SCROLLING, learner_course, running_lab  # noqa: E402
 
 from academy.env import tool_env  # noqa: E402
 
-BIN = Path(sys.executable).parent
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 GOAL = 3.0  # seconds: "feedback for module 1 within 3 s of the click"
@@ -105,112 +100,6 @@ WATCH = """([gradeId, wanted, gone, ms]) => {
         }, ms);
     });
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def learner_course(tmp: Path, c) -> Path:
-    """The course copy of tests/test_learner_lab.py's learner_course, plus no virtual scrolling
-    (tests/test_learner_browser.py): every cell stays in the page."""
-    module = c.module("module1")
-    root = tmp / "course"
-    (root / "autograder").mkdir(parents=True)
-    shutil.copy(c.root / "course.yaml", root / "course.yaml")
-    shutil.copy(c.suite_path(module), root / module.suite)
-    shutil.copytree(c.release_notebook(module).parent, root / "exercises" / module.id)
-    (root / "solutions").mkdir()
-    settings = tmp / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    return root
-
-
-def start_lab(tmp: Path, root: Path) -> tuple[subprocess.Popen, str, str]:
-    """`f0 lab` as the learner_lab fixture starts it (PATH without this environment)."""
-    port, token = free_port(), secrets.token_hex(16)
-    bare_path = os.pathsep.join(
-        p for p in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep) if Path(p) != BIN
-    )
-    env = dict(
-        os.environ,
-        PATH=bare_path,
-        JUPYTER_CONFIG_DIR=str(tmp / "config"),
-        JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
-        JUPYTERLAB_SETTINGS_DIR=str(tmp / "settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
-    )
-    env.pop("VIRTUAL_ENV", None)
-    with open(tmp / "lab.log", "wb") as log:
-        server = subprocess.Popen(
-            [
-                str(BIN / "f0"),
-                "lab",
-                "--",
-                "--no-browser",
-                "--ServerApp.ip=127.0.0.1",
-                f"--ServerApp.port={port}",
-                "--ServerApp.port_retries=0",
-                f"--IdentityProvider.token={token}",
-                "--LabApp.news_url=",
-                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            ],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-    return server, f"127.0.0.1:{port}", token
-
-
-def wait_for_lab(server: subprocess.Popen, base: str, token: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{base}/api/status?token={token}", timeout=5):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"f0 lab did not start on {base}:\n{tail}") from None
-            time.sleep(0.3)
-
-
-def stop_lab(server: subprocess.Popen) -> None:
-    """SIGTERM the lab's process group (the server shuts its kernels down), SIGKILL it after
-    15 s; then end whatever the lab started that still runs (kernels have their own session,
-    so the group signal does not reach them), each by its own process group."""
-    try:
-        started = psutil.Process(server.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        started = []
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            server.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    mine = os.getpgrp()
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        alive = [p for p in started if p.is_running()]  # is_running: same pid, same start
-        for proc in alive:
-            try:
-                group = os.getpgid(proc.pid)
-                if group != mine:
-                    os.killpg(group, sig)
-                else:
-                    proc.send_signal(sig)
-            except (ProcessLookupError, psutil.NoSuchProcess):
-                pass
-        psutil.wait_procs(alive, timeout=10)
 
 
 def saved_solution(path: Path) -> str:
@@ -280,11 +169,9 @@ def main() -> int:
     clis: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-check-click-") as name:
         tmp = Path(name)
-        root = learner_course(tmp, c)
+        root = learner_course(tmp, c, module)
         start = time.perf_counter()
-        server, base, token = start_lab(tmp, root)
-        try:
-            wait_for_lab(server, base, token, tmp / "lab.log")
+        with running_lab(tmp, root, settings=NO_VIRTUAL_SCROLLING) as lab:
             lab_up = time.perf_counter() - start
             saved = root / "work" / module.id / module.notebook
             with sync_playwright() as pw:
@@ -293,7 +180,7 @@ def main() -> int:
                     page = browser.new_page(viewport={"width": 1400, "height": 1000})
                     page.set_default_timeout(TIMEOUT * 1000)
                     start = time.perf_counter()
-                    page.goto(f"http://{base}/lab/tree/{module.id}/{module.notebook}?token={token}")
+                    page.goto(lab.url(f"/lab/tree/{module.id}/{module.notebook}"))
                     page.wait_for_function(
                         "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                         " && window.jupyterapp.shell.currentWidget.sessionContext",
@@ -337,8 +224,6 @@ def main() -> int:
                         )
                 finally:
                     browser.close()
-        finally:
-            stop_lab(server)
 
     click, cli = statistics.median(clicks), statistics.median(clis)
     print(

@@ -11,20 +11,14 @@ any failure in build/test-artifacts/).
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from course_tools import course, submission
+from lab_tools import NO_NEWS, NO_VIRTUAL_SCROLLING, Lab, running_lab
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"
@@ -51,15 +45,10 @@ MODULE = COURSE.module("module1")
 DASHBOARD_CELL = "from academy.dashboard import ProgressDashboard\n\nProgressDashboard()"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def lab(tmp_path):
-    """A JupyterLab server on the course copy: (base url, token, course root)."""
+def lab(tmp_path) -> Iterator[Lab]:
+    """Stock JupyterLab serving a course copy whose module 1 notebook is solved, with a
+    progress dashboard cell added."""
     root = tmp_path / "course"
     (root / "autograder").mkdir(parents=True)
     shutil.copy(COURSE.root / "course.yaml", root / "course.yaml")
@@ -69,76 +58,9 @@ def lab(tmp_path):
     nb = submission(COURSE, MODULE)
     nb.cells.append(nbformat.v4.new_code_cell(DASHBOARD_CELL))
     nbformat.write(nb, notebook)
-    # Every cell stays in the page (no virtual scrolling), so outputs can be found.
-    settings = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    notices = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
-    notices.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the page
-    (notices / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
-        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.expose_app_in_browser=True",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            *(["--allow-root"] if os.geteuid() == 0 else []),  # CI runs as root
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "lab.log", "wb"),  # noqa: SIM115 - closed with the process
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log = (tmp_path / "lab.log").read_text(errors="replace")[-3000:]
-                    pytest.fail(f"JupyterLab did not start on port {port}:\n{log}")
-                time.sleep(0.3)
-        yield base, token, root
-    finally:
-        stop(server)
-
-
-def stop(server: subprocess.Popen) -> None:
-    """Stop the server and its kernels (they share its process group)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, None)):
-        try:
-            os.killpg(server.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            server.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    settings = {**NO_VIRTUAL_SCROLLING, **NO_NEWS}
+    with running_lab(tmp_path, root, learner=False, settings=settings) as server:
+        yield server
 
 
 RUN_ALL = """async () => {
@@ -151,8 +73,8 @@ RUN_ALL = """async () => {
 
 
 def test_module1_runs_in_jupyterlab_with_widgets_and_visible_tests(lab):
-    base, token, root = lab
-    url = f"{base}/lab/tree/exercises/{MODULE.id}/{MODULE.notebook}?token={token}"
+    root = lab.root
+    url = lab.url(f"/lab/tree/exercises/{MODULE.id}/{MODULE.notebook}")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -9,15 +9,15 @@ terminal. Screenshots of the results go to build/test-artifacts/learner/ (git-ig
 
 from __future__ import annotations
 
-import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from course_tools import course, solution_sources
-from test_learner_lab import api, learner_lab  # noqa: F401 - the fixture
+from lab_tools import NO_VIRTUAL_SCROLLING, Lab, learner_course, running_lab
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "test-artifacts" / "learner"
@@ -44,11 +44,12 @@ CELL_INDEX = """(gradeId) => {
 }"""
 
 
-def no_virtual_scrolling(root: Path) -> None:
-    """Every cell stays in the page, so outputs far down can be found."""
-    settings = root.parent / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+@pytest.fixture
+def learner_lab(tmp_path) -> Iterator[Lab]:
+    """`f0 lab` on a course copy (as in test_learner_lab.py), every cell kept in the page."""
+    root = learner_course(tmp_path, COURSE, MODULE)
+    with running_lab(tmp_path, root, settings=NO_VIRTUAL_SCROLLING) as lab:
+        yield lab
 
 
 def cell(page, grade_id: str):
@@ -87,9 +88,8 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
 
-def test_a_learner_checks_exercise_1_1_from_the_notebook(learner_lab):  # noqa: F811
-    base, token, root = learner_lab
-    no_virtual_scrolling(root)
+def test_a_learner_checks_exercise_1_1_from_the_notebook(learner_lab):
+    root = learner_lab.root
     reference = solution_sources(COURSE, MODULE)["ex_1_1_solution"]
     code = "\n".join(
         line for line in reference.split("\n") if "SOLUTION" not in line and line.strip()
@@ -98,7 +98,7 @@ def test_a_learner_checks_exercise_1_1_from_the_notebook(learner_lab):  # noqa: 
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"http://{base}/lab/tree/{MODULE.id}/{MODULE.notebook}?token={token}")
+            page.goto(learner_lab.url(f"/lab/tree/{MODULE.id}/{MODULE.notebook}"))
             page.wait_for_function(
                 "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                 " && window.jupyterapp.shell.currentWidget.sessionContext",
