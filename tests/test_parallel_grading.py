@@ -121,3 +121,38 @@ def test_batches_are_balanced_and_big_enough_to_amortise_start_up():
         assert len(batches) == expected, (n, workers)
         if n >= workers * MIN_BATCH:
             assert min(len(b) for b in batches) >= MIN_BATCH
+
+
+def test_a_late_penalty_reaches_the_gradebook(tmp_path):
+    """nbgrader's AssignLatePenalties decides the penalty inside each batch; the one writer
+    copies it with the grades (a course with penalty_method 'zero' loses the late score)."""
+    from datetime import datetime, timezone
+
+    from nbgrader.api import Gradebook
+
+    root = copy_course(COURSE, tmp_path)
+    assert run(["nbgrader", "generate_assignment", MODULE.id, "--force"], root).returncode == 0
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        gb.update_or_create_assignment(MODULE.id, duedate=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    for student, stamp in (("ana", "2025-12-31 12:00:00 UTC"), ("ben", "2026-01-02 12:00:00 UTC")):
+        folder = root / "submitted" / student / MODULE.id
+        folder.mkdir(parents=True)
+        nbformat.write(submission(COURSE, MODULE), folder / MODULE.notebook)
+        (folder / "timestamp.txt").write_text(stamp)
+    proc = run(
+        [
+            *F0,
+            "autograde",
+            MODULE.id,
+            "--workers",
+            "2",
+            "--",
+            "--LateSubmissionPlugin.penalty_method=zero",
+        ],
+        root,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        ana, ben = (gb.find_submission(MODULE.id, s) for s in ("ana", "ben"))
+        assert (ana.score, ana.late_submission_penalty) == (16.0, 0.0)
+        assert (ben.score, ben.late_submission_penalty) == (16.0, 16.0)

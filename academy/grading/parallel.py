@@ -126,21 +126,11 @@ def _reason_in(private: Path, assignment: str, student: str) -> str:
 def _copy_flags(private: Path, main: Gradebook, assignment: str, student: str) -> str:
     """For a student nbgrader failed: copy the flags and the reason into the real gradebook."""
     with Gradebook(_db_url(private)) as gb:
-        reason = _not_graded(gb, assignment, student)
-        if not reason:
-            return ""
-        source = gb.find_submission(assignment, student)
-        with _quiet():
-            main.update_or_create_student(student)
-            main.update_or_create_submission(assignment, student, timestamp=source.timestamp)
-        for nb in source.notebooks:
-            target_nb = main.find_submission_notebook(nb.name, assignment, student)
-            target_nb.flagged = target_nb.flagged or nb.flagged
-            for comment in nb.comments:
-                into = main.find_comment(comment.name, nb.name, assignment, student)
-                into.auto_comment = comment.auto_comment
-        main.db.commit()
-        return reason
+        rows = gradebook_rows(gb, assignment, student)
+    if rows is None or not rows["reason"]:
+        return ""
+    save_rows(main, assignment, student, rows, graded=False)
+    return str(rows["reason"])
 
 
 def _students_to_grade(
@@ -163,34 +153,13 @@ def _students_to_grade(
 
 
 def _copy_grades(private: Path, main: Gradebook, assignment: str, student: str) -> StudentResult:
-    """Copy one student's autograde results from a private gradebook into the real one."""
+    """Copy one student's autograde results from a private gradebook into the real one (the
+    same rows a Dask task returns: ``gradebook_rows``, ``save_rows``)."""
     with Gradebook(_db_url(private)) as gb:
-        source = gb.find_submission(assignment, student)
-        with _quiet():
-            main.update_or_create_student(student)
-            target = main.update_or_create_submission(
-                assignment, student, timestamp=source.timestamp
-            )
-        for nb in source.notebooks:
-            target_nb = main.find_submission_notebook(nb.name, assignment, student)
-            target_nb.flagged = nb.flagged
-            for grade in nb.grades:
-                into = main.find_grade(grade.name, nb.name, assignment, student)
-                into.auto_score = grade.auto_score
-                into.needs_manual_grade = grade.needs_manual_grade
-            for comment in nb.comments:
-                into = main.find_comment(comment.name, nb.name, assignment, student)
-                into.auto_comment = comment.auto_comment
-        main.db.commit()
-        reason = _not_graded(gb, assignment, student)  # graded as a stand-in: 0, flagged
-        return StudentResult(
-            student,
-            "failed" if reason else "graded",
-            target.score,
-            target.max_score,
-            any(nb.flagged for nb in source.notebooks),
-            error=reason,
-        )
+        rows = gradebook_rows(gb, assignment, student)
+    if rows is None:
+        raise MissingEntry(f"no submission of {student} in {private}")
+    return save_rows(main, assignment, student, rows, graded=True)
 
 
 def grade_in_parallel(
@@ -498,6 +467,7 @@ def gradebook_rows(gb: Gradebook, assignment: str, student: str) -> dict | None:
             {
                 "name": nb.name,
                 "flagged": bool(nb.flagged),
+                "late_penalty": nb.late_submission_penalty,  # AssignLatePenalties' verdict
                 "grades": [(g.name, g.auto_score, g.needs_manual_grade) for g in nb.grades],
                 "comments": [(c.name, c.auto_comment) for c in nb.comments],
             }
@@ -519,6 +489,7 @@ def save_rows(
         target_nb = main.find_submission_notebook(nb["name"], assignment, student)
         if graded:
             target_nb.flagged = nb["flagged"]
+            target_nb.late_submission_penalty = nb.get("late_penalty")
             for name, auto_score, needs_manual in nb["grades"]:
                 into = main.find_grade(name, nb["name"], assignment, student)
                 into.auto_score = auto_score
