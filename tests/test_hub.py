@@ -8,7 +8,13 @@
   solutions or checkout;
 * a learner's symbolic links (and forged names) in the exchange do not make collect hand
   over the instructor's files;
-* the real hub: logins, spawned servers, the formgrader for the instructor only (browser).
+* certificates through the feedback channel: ``f0 issue --feedback``, release_feedback,
+  fetch_feedback; the learner who earned one verifies it on her own account, a tampered copy
+  fails, the partial learner gets none;
+* a late resubmission: collect takes the newest, autograde grades it, the gradebook shows it
+  late under the course's penalty (and nbgrader's "zero"), honest scores stay exact;
+* the real hub: logins, spawned servers, the formgrader for the instructor only (browser);
+  a learner fetches, edits, saves and submits in the browser, and grading finds that edit.
 
 Needs root (useradd, runuser); every account, process and file made here is removed.
 Run alone with ``.venv/bin/python -m pytest tests/test_hub.py``.
@@ -48,7 +54,13 @@ MODULE = COURSE.module("module1")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "build" / "test-artifacts" / "hub"
 CHECKOUT = COURSE.root
 TIMINGS: dict[str, float] = {}
+CHROMIUM = Path("/usr/bin/chromium")
+try:
+    from playwright import sync_api
+except ImportError:  # the browser steps skip
+    sync_api = None  # type: ignore[assignment]
 PARTIAL = ("1.1", "1.2")  # the partial learner solves these exercises only
+PARTIAL_CELLS = {f"ex_{e.replace('.', '_')}_solution" for e in PARTIAL}
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +69,21 @@ def deployment():
     tag = secrets.token_hex(2)
     # every account must reach the state folder: not under pytest's private (0700) tmp
     base = Path(tempfile.mkdtemp(prefix="f0-hub-test-", dir="/tmp"))
-    names = {"instructor": f"f0-t{tag}-i", "ada": f"f0-t{tag}-ada", "alan": f"f0-t{tag}-alan"}
+    names = {
+        "instructor": f"f0-t{tag}-i",
+        "ada": f"f0-t{tag}-ada",  # fully correct, through the loop
+        "alan": f"f0-t{tag}-alan",  # exercises 1.1 and 1.2 only, through the loop
+        "kat": f"f0-t{tag}-kat",  # submits on time, then again after the due date
+        "rad": f"f0-t{tag}-rad",  # works in the browser
+    }
     roster = base / "roster.csv"
     roster.write_text(
         "username,first_name,last_name,email,role\n"
         f"{names['instructor']},Grace,Hopper,grace@example.org,instructor\n"
         f"{names['ada']},Ada,Lovelace,ada@example.org,learner\n"
         f"{names['alan']},Alan,Turing,alan@example.org,learner\n"
+        f"{names['kat']},Katherine,Johnson,kat@example.org,learner\n"
+        f"{names['rad']},Radia,Perlman,radia@example.org,learner\n"
     )
     settings = HubSettings(
         state=str(base / "state"),
@@ -237,6 +257,226 @@ def test_learners_read_their_feedback_per_exercise(loop):
     # the partial learner is told, per exercise, what is wrong (and never the hidden code)
     assert re.search(r"NotImplementedError|not implemented|wrong|expected", alan, re.I)
     assert "def test_" not in alan and "@case(" not in alan
+
+
+# --- certificates through the feedback channel ---------------------------------------------
+
+PUBLISH_TEST_KEY = r"""
+import pathlib, shutil, sys, yaml
+root = pathlib.Path.cwd()
+raw = yaml.safe_load((root / "course.yaml").read_text())
+raw["issuer"] = {"name": raw["issuer"]["name"], "key_id": sys.argv[1],
+                 "public_key": "course-public.pem"}
+raw["levels"] = [{"id": "bronze", "title": "Context Fundamentals", "modules": [1]}]
+(root / "course.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+shutil.copy(pathlib.Path.home() / ".config/framework0-academy/issuer-public.pem",
+            root / "course-public.pem")
+"""
+
+FIND_CERTIFICATE = (
+    "import glob,os; print('\\n'.join(sorted(glob.glob(os.path.expanduser("
+    f"'~/{MODULE.id}/feedback/*/*.html')))))"
+)
+
+TAMPER = r"""
+import json, sys
+page = open(sys.argv[1], encoding="utf-8").read()
+for copy, (old, new) in json.loads(sys.argv[2]).items():
+    assert page.count(old) == 1, old
+    open(copy, "w", encoding="utf-8").write(page.replace(old, new))
+"""
+
+
+@pytest.fixture(scope="module")
+def certificates(loop):
+    """The course's key for this deployment, certificates issued into the feedback folders,
+    released and fetched with the stock commands, each as its own account.
+
+    The course's private key is not in the repository, so the instructor makes one with
+    ``f0 keygen`` and publishes it in the course root's course.yaml (as docs/instructors.md
+    says to); Bronze is narrowed to module 1 there, the one module the loop grades (the real
+    Bronze needs modules 1 to 4). The hub publishes the course's key to learners at start
+    (``publish_issuer``); it is called again here, as the next ``make hub`` would."""
+    from academy.hub.deploy import publish_issuer
+
+    settings, names, _ = loop
+    a = MODULE.id
+    with timed("certificates: keygen + publish the key"):
+        made = as_instructor(settings, names, "f0", "keygen").stdout
+        key_id = re.search(r"key id: (did:key:\S+)", made).group(1)
+        as_instructor(settings, names, "python", "-c", PUBLISH_TEST_KEY, key_id)
+        publish_issuer(settings)
+    with timed("f0 issue --feedback"):
+        issued = as_instructor(settings, names, "f0", "issue", "--feedback", a).stdout
+    with timed("release_feedback (with certificates)"):
+        as_instructor(settings, names, "nbgrader", "release_feedback", a)
+    fetched = {}
+    for learner in (names["ada"], names["alan"]):
+        with timed("fetch_feedback (with certificates)"):
+            as_learner(settings, learner, "nbgrader", "fetch_feedback", a)
+        fetched[learner] = as_learner(settings, learner, "python", "-c", FIND_CERTIFICATE).stdout
+    return settings, names, key_id, issued, fetched
+
+
+def test_certificates_reach_learners_through_the_feedback_channel(certificates):
+    settings, names, key_id, issued, fetched = certificates
+    ada, alan = names["ada"], names["alan"]
+    assert "1 certificate(s) issued" in issued, issued
+    assert f"{ada}: bronze" in issued and f"{alan}: no level reached" in issued, issued
+    feedback = settings.course_root() / "feedback"
+    assert (feedback / ada / MODULE.id / "certificate.html").is_file()
+    assert not (feedback / alan / MODULE.id / "certificate.html").exists()
+
+    ada_files = fetched[ada].splitlines()
+    found = [Path(f) for f in ada_files if f.endswith("/certificate.html")]
+    assert len(found) == 1, f"fetch_feedback brought Ada no certificate: {ada_files}"
+    certificate = found[0]
+    assert certificate.parent.parent == home(ada) / MODULE.id / "feedback"
+    assert any(f.endswith(f"/{Path(MODULE.notebook).stem}.html") for f in ada_files)
+    # the partial learner earned no level: his feedback, and no certificate
+    assert fetched[alan].splitlines() and "certificate" not in fetched[alan], fetched[alan]
+
+    page = certificate.read_text(encoding="utf-8")  # read only; the file is Ada's
+    assert "Ada Lovelace" in page and ">bronze<" in page  # the roster's name, the gradebook
+    assert '<script type="application/jwt" id="f0-credential">' in page
+    assert not re.search(r"""(src|href)\s*=|url\(|@import""", page)  # self-contained
+    if CHROMIUM.exists() and sync_api is not None:  # a look at it, as a browser shows it
+        with sync_api.sync_playwright() as pw:
+            from test_browser import LAUNCH_ARGS
+
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            try:
+                view = browser.new_page(viewport={"width": 1100, "height": 900})
+                view.set_content(page)
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                view.screenshot(path=str(ARTIFACTS / "learner-certificate.png"), full_page=True)
+            finally:
+                browser.close()
+
+    # Ada verifies it offline, on her own account, against the course's published key
+    with timed("f0 verify (as the learner)"):
+        ok = as_learner(settings, ada, "f0", "verify", str(certificate), check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith(f"OK: Bronze: Context Fundamentals for Ada Lovelace ({ada})")
+    assert f"issued by Framework0 Academy (course key {key_id})" in ok.stdout
+
+    # a copy with one character changed (name, level, or inside the credential) fails
+    tampered = {
+        "name": ("Ada Lovelace</div>", "Ada Lovelacf</div>", "'Ada Lovelacf'"),
+        "level": ('<div class="medal">bronze', '<div class="medal">silver', "'silver'"),
+    }
+    token = re.search(r'id="f0-credential">([^<]+)<', page).group(1)
+    middle = token.index(".") + 40
+    changed = token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1 :]
+    tampered["credential"] = (f'-credential">{token}', f'-credential">{changed}', "bad signature")
+    copies = {str(home(ada) / f"tampered-{what}.html"): what for what in tampered}
+    edits = {copy: tampered[what][:2] for copy, what in copies.items()}
+    as_learner(settings, ada, "python", "-c", TAMPER, str(certificate), json.dumps(edits))
+    for copy, what in copies.items():
+        said = tampered[what][2]
+        bad = as_learner(settings, ada, "f0", "verify", copy, check=False)
+        assert bad.returncode == 1, (what, bad.stdout, bad.stderr)
+        assert bad.stdout.startswith("FAILED: ") and said in bad.stdout, (what, bad.stdout)
+        assert not any(line.startswith("OK") for line in bad.stdout.splitlines())
+        assert "Traceback" not in bad.stderr
+        if what != "credential":  # the credential verified; one line says what differs
+            assert bad.stdout.count("\n") == 1, bad.stdout
+
+
+# --- due dates, late work and resubmissions ------------------------------------------------
+
+WRITE_CELLS = r"""
+import json, sys, nbformat
+path, sources = sys.argv[1], json.loads(sys.argv[2])
+nb = nbformat.read(path, as_version=4)
+for cell in nb.cells:
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+    if grade_id in sources:
+        cell.source = sources[grade_id]
+nbformat.write(nb, path)
+"""
+
+
+def write_cells_as(settings, learner: str, sources: dict[str, str]) -> None:
+    """The learner's own account writes these solution cells into their fetched notebook."""
+    path = str(home(learner) / MODULE.id / MODULE.notebook)
+    as_learner(settings, learner, "python", "-c", WRITE_CELLS, path, json.dumps(sources))
+
+
+def submitted_at(result) -> str:
+    """The timestamp ``nbgrader submit`` logs ("Submitted as: COURSE ASSIGNMENT TIMESTAMP")."""
+    found = re.search(r"Submitted as: \S+ \S+ (\d{4}-\d\d-\d\d [\d:.]+ \S+)", result.stderr)
+    assert found, result.stderr[-2000:]
+    return found.group(1)
+
+
+def test_late_resubmission_is_collected_graded_and_flagged(loop):
+    """Kat submits exercises 1.1 and 1.2, the due date passes, she submits again, now fully
+    correct. Collect takes the newest, autograde grades it, and the gradebook shows it late
+    under the course's penalty ("none": flagged, graded on its merits, so it counts for a
+    certificate); nbgrader's "zero" method, given on the command line, makes the penalty the
+    whole score, which certificates then count as 0. The due date is set to the first
+    submission's own timestamp (on time: 0 s late), so nothing waits on the clock."""
+    from nbgrader.api import Gradebook
+    from nbgrader.utils import parse_utc
+
+    from academy.certificates.issue import GradebookScores
+
+    settings, names, _ = loop
+    kat, a = names["kat"], MODULE.id
+    solutions = solution_sources(COURSE, MODULE)
+    marker = f"# resubmitted after the due date {secrets.token_hex(4)}"
+    with timed("late: fetch + submit twice + due date"):
+        as_learner(settings, kat, "nbgrader", "fetch_assignment", a)
+        write_cells_as(settings, kat, {k: v for k, v in solutions.items() if k in PARTIAL_CELLS})
+        first = submitted_at(as_learner(settings, kat, "nbgrader", "submit", a))
+        due = f"--duedate={first}"
+        as_instructor(settings, names, "nbgrader", "db", "assignment", "add", a, due)
+        again = dict(solutions, ex_1_1_solution=f"{marker}\n{solutions['ex_1_1_solution']}")
+        write_cells_as(settings, kat, again)
+        second = submitted_at(as_learner(settings, kat, "nbgrader", "submit", a))
+    assert parse_utc(second) > parse_utc(first)
+
+    with timed("late: collect"):
+        as_instructor(settings, names, "nbgrader", "collect", a, f"--student={kat}")
+    collected = settings.course_root() / "submitted" / kat / a
+    assert (collected / "timestamp.txt").read_text().strip() == second  # the newest
+    assert marker in (collected / MODULE.notebook).read_text()
+
+    db = f"sqlite:///{settings.course_root() / 'gradebook.db'}"
+    partial = sum(float(e.points) for e in MODULE.exercises if e.id in PARTIAL)
+    full = float(sum(e.points for e in MODULE.exercises))
+    counted = GradebookScores(COURSE, settings.course_root() / "autograded")
+
+    def graded(*extra: str):
+        as_instructor(settings, names, "nbgrader", "autograde", a, f"--student={kat}", *extra)
+        with Gradebook(db, COURSE_ID) as gb:
+            sub = gb.find_submission(a, kat)
+            (certified,) = counted.read(gb, [kat], [a])
+            return (
+                sub.assignment.duedate,
+                sub.timestamp,
+                sub.total_seconds_late,
+                sub.score,  # nbgrader's raw score; the penalty is kept apart
+                float(sub.late_submission_penalty or 0),
+                certified.scores[a],  # what certificates count
+            )
+
+    with timed("late: autograde (nbgrader's penalty 'zero', given)"):
+        zero = graded("--LateSubmissionPlugin.penalty_method=zero")
+    with timed("late: autograde (the course's penalty)"):
+        duedate, timestamp, late, raw, penalty, counts = graded("--force")
+    assert duedate == parse_utc(first) and timestamp == parse_utc(second)
+    assert late == (timestamp - duedate).total_seconds() > 0  # the first was on time
+    assert raw == full != partial  # the resubmission was graded, not the first
+    assert (penalty, counts) == (0.0, full)  # the course: flagged late, graded on its merits
+    assert zero[3:] == (full, full, 0.0)  # "zero": the penalty is the whole score
+    instructor_config = (settings.config_dir("instructor") / "nbgrader_config.py").read_text()
+    assert "c.LateSubmissionPlugin.penalty_method = 'none'" in instructor_config
+
+    # honest, on-time students keep their exact scores
+    scores = gradebook_scores(settings)
+    assert scores[names["ada"]][0] == full and scores[names["alan"]][0] == partial
 
 
 PROBE = r"""
@@ -496,4 +736,111 @@ def test_hub_formgrader_for_the_instructor_only(hub):
             ctx.close()
         finally:
             browser.close()
+    assert proc.poll() is None
+
+
+CELL_NODE = """(gradeId) => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    const index = notebook.widgets.findIndex((cell) => {
+        const meta = cell.model.getMetadata('nbgrader') || {};
+        return meta.grade_id === gradeId;
+    });
+    if (index < 0) return false;
+    notebook.activeCellIndex = index;
+    return notebook.scrollToCell(notebook.widgets[index]).then(() => {
+        notebook.widgets[index].node.id = 'f0-target-cell';
+        return true;
+    });
+}"""
+NOTEBOOK_OPEN = """(path) => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    return !!(w && w.context && w.context.path.endsWith(path) && w.context.isReady
+              && w.content && w.content.widgets.length > 0);
+}"""
+SAVED = "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
+
+
+def test_a_learner_fetches_edits_and_submits_in_the_browser(loop, hub):
+    """Radia signs in to the hub, fetches module 1 from nbgrader's Assignment List, opens the
+    notebook from there, types exercise 1.1 into its solution cell, saves, and submits from
+    the Assignment List; the instructor's collect and autograde find exactly what she typed."""
+    if sync_api is None:
+        pytest.skip("playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing (apt-get install chromium)")
+    from test_browser import LAUNCH_ARGS
+
+    settings, names, url, proc = hub
+    rad, a = names["rad"], MODULE.id
+    marker = f"# typed in the browser {secrets.token_hex(4)}"
+    reference = solution_sources(COURSE, MODULE)["ex_1_1_solution"]
+    typed = "\n".join([marker, *(line for line in reference.split("\n") if "SOLUTION" not in line)])
+    course_item = f"#nbgrader-{COURSE_ID}-{a}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            start = time.monotonic()
+            ctx, page = _login(browser, url, rad, settings.password)
+            page.set_viewport_size({"width": 1400, "height": 900})
+            page.wait_for_url(re.compile(r".*/user/.*/lab.*"), timeout=120_000)
+            page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+            TIMINGS["browser: login + spawn + lab"] = time.monotonic() - start
+
+            # the Assignment List, from the Nbgrader menu; fetch module 1
+            start = time.monotonic()
+            page.locator("#jp-menu-panel .lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+            page.locator('li[data-command="nbgrader:open-assignment-list"]').click()
+            released = page.locator("#released_assignments_list > .list_item")
+            released.filter(has_text=a).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-1-assignment-list.png"))
+            released.filter(has_text=a).first.locator(".item_status button").click()
+            fetched = page.locator("#fetched_assignments_list > .list_item").filter(has_text=a)
+            fetched.first.wait_for(timeout=60_000)
+            TIMINGS["browser: fetch from the Assignment List"] = time.monotonic() - start
+
+            # open the notebook from the list, type exercise 1.1, save
+            start = time.monotonic()
+            page.locator(f"#fetched_assignments_list a:text-is('{a}')").click()
+            page.locator(f"{course_item}.collapse.in").wait_for(timeout=30_000)
+            stem = Path(MODULE.notebook).stem
+            page.locator(f"{course_item} .list_item a", has_text=stem).first.click()
+            page.wait_for_function(NOTEBOOK_OPEN, arg=MODULE.notebook, timeout=60_000)
+            assert page.evaluate(CELL_NODE, "ex_1_1_solution"), "no cell ex_1_1_solution"
+            editor = page.locator("#f0-target-cell .cm-content")
+            editor.click()
+            page.keyboard.press("Control+a")
+            page.keyboard.press("Delete")
+            page.keyboard.insert_text(typed)
+            page.keyboard.press("Control+s")
+            page.wait_for_function(SAVED, timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-2-notebook-edited.png"))
+            TIMINGS["browser: open, type, save"] = time.monotonic() - start
+
+            # submit from the Assignment List
+            start = time.monotonic()
+            page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Assignments").click()
+            fetched.first.locator('.item_status button:text("Submit")').click()
+            page.locator(f"{course_item}-submissions > .list_item").nth(1).wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-3-submitted.png"))
+            TIMINGS["browser: submit from the Assignment List"] = time.monotonic() - start
+            ctx.close()
+        finally:
+            browser.close()
+
+    # the instructor collects and grades exactly what was typed
+    with timed("browser submission: collect + autograde"):
+        as_instructor(settings, names, "nbgrader", "collect", a, f"--student={rad}")
+        collected = settings.course_root() / "submitted" / rad / a / MODULE.notebook
+        nb = nbformat.read(collected, as_version=4)
+        (source,) = (
+            c.source
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id") == "ex_1_1_solution"
+        )
+        assert source.strip() == typed.strip(), source
+        as_instructor(settings, names, "nbgrader", "autograde", a, f"--student={rad}")
+    scores = gradebook_scores(settings)[rad][1]
+    expected = {e.grade_cell: float(e.points if e.id == "1.1" else 0) for e in MODULE.exercises}
+    assert scores == expected, scores
     assert proc.poll() is None

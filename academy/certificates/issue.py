@@ -48,6 +48,7 @@ class WrittenCertificate:
     html: Path
     pdf: Path
     png: Path
+    token: str = ""  # the signed credential (the .jwt file's text)
 
 
 class CertificateWriter:
@@ -73,7 +74,7 @@ class CertificateWriter:
         )
         if self.pictures:
             PrintedCertificate().write(view, paths["pdf"], paths["png"])
-        return WrittenCertificate(award.status.level.id, award.learner.id, **paths)
+        return WrittenCertificate(award.status.level.id, award.learner.id, **paths, token=token)
 
 
 def safe_name(text: str) -> str:
@@ -112,9 +113,10 @@ def critical_from_notebook(path: Path) -> list[str]:
 
 
 class GradebookScores:
-    """Each student's score per module (nbgrader assignment named after the module id), and
-    the critical checks each submission failed, read from its autograded notebook
-    (``autograded/<student>/<module>/``, beside the gradebook)."""
+    """Each student's score per module (nbgrader assignment named after the module id), less
+    any late-submission penalty (``LateSubmissionPlugin``), and the critical checks each
+    submission failed, read from its autograded notebook (``autograded/<student>/<module>/``,
+    beside the gradebook)."""
 
     def __init__(self, course: Course, autograded: Path | None = None) -> None:
         self.course = course
@@ -136,7 +138,11 @@ class GradebookScores:
                 module_id = submission.assignment.name
                 if module_id not in known or module_id not in wanted_modules:
                     continue
-                entry.scores[module_id] = float(submission.score or 0.0)
+                # nbgrader keeps the raw score and the late penalty apart (its export and
+                # feedback show the difference); a certificate counts what the course counts
+                raw = float(submission.score or 0.0)
+                penalty = float(submission.late_submission_penalty or 0.0)
+                entry.scores[module_id] = max(0.0, raw - penalty)
                 module = self.course.module(module_id)
                 graded = self.autograded / student.id / module_id / module.notebook
                 failed = critical_from_notebook(graded) if graded.is_file() else []

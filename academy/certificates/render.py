@@ -38,16 +38,40 @@ _COLOURS = {
 
 
 class HtmlCertificate:
-    """The shareable page; it embeds the signed token and says how to verify it."""
+    """The shareable page; it embeds the signed token and says how to verify it.
 
+    ``f0 verify`` checks a page by drawing it again from its credential with the template
+    that made it (``academy.certificates.page``), named by the page's
+    ``<meta name="generator" content="framework0-academy certificate page N">``. So when the
+    template changes, bump ``PAGE_VERSION`` (and the number in the template's meta tag) and
+    keep the previous template as ``certificate-vN.html.j2``: pages already handed out then
+    still verify.
+    """
+
+    PAGE_VERSION = 1
     _env = jinja2.Environment(
         loader=jinja2.PackageLoader("academy.certificates", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
 
-    def render(self, view: CertificateView, token: str, token_file: str) -> str:
-        template = self._env.get_template("certificate.html.j2")
+    @classmethod
+    def template_name(cls, version: int) -> str | None:
+        """The template of page version ``version``; None when this version has none."""
+        name = "certificate.html.j2" if version == cls.PAGE_VERSION else None
+        if version < cls.PAGE_VERSION:
+            name = f"certificate-v{version}.html.j2"
+        if name is None or name not in cls._env.list_templates():
+            return None
+        return name
+
+    def render(
+        self, view: CertificateView, token: str, token_file: str, version: int | None = None
+    ) -> str:
+        name = self.template_name(self.PAGE_VERSION if version is None else version)
+        if name is None:
+            raise ValueError(f"no template for certificate page version {version}")
+        template = self._env.get_template(name)
         return template.render(
             view=view,
             colour=LevelColour.of(view.level),

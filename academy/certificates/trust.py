@@ -10,7 +10,8 @@ issuer name it carries, and it is never reported as the course's.
 ``CertificateCheck`` verifies with the key the verifier chose (``f0 verify --public-key``) or,
 by default, with the course's key; a credential that names another key is then checked
 against the key it names (a ``did:key`` is the key), so the verdict can still say who signed
-it, but it is not accepted.
+it, but it is not accepted. A certificate page (HTML) is checked through the credential it
+carries, and must show exactly that credential.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from academy.certificates.keys import did_key, public_key_from_did
+from academy.certificates.page import check_page, embedded_token, is_page
 from academy.certificates.vcjwt import CredentialVerifier, VerifiedCredential
 from academy.errors import KeyFileError, VerificationError
 
@@ -91,6 +93,16 @@ class CertificateCheck:
         return self.check_bytes(data, now)
 
     def check_bytes(self, data: bytes, now: datetime | None = None) -> Verdict:
+        """A ``.jwt`` file's bytes, or a certificate page (HTML) carrying its credential:
+        then the page must also show exactly what was signed (``academy.certificates.page``)."""
+        if not is_page(data):
+            return self._check_token(data, now)
+        token = embedded_token(data)
+        verdict = self._check_token(token, now)
+        check_page(data, token.decode("ascii"), verdict.verified.credential)
+        return verdict
+
+    def _check_token(self, data: bytes, now: datetime | None) -> Verdict:
         if self.given_key is not None:
             verified = self._verifier(self.given_key).verify_bytes(data, now)
         else:
@@ -119,7 +131,13 @@ class CertificateCheck:
 
 
 def named_signing_key(data: bytes | str) -> str | None:
-    """The key id a token's header names (``kid`` without its fragment), unverified."""
+    """The key id a token's header names (``kid`` without its fragment), unverified; for a
+    certificate page, the header of the token it embeds."""
+    if isinstance(data, bytes) and is_page(data):
+        try:
+            data = embedded_token(data)
+        except VerificationError:
+            return None
     if isinstance(data, bytes):
         data = data.decode("ascii", errors="replace")
     header = data.strip().split(".", 1)[0]

@@ -7,6 +7,7 @@ import getpass
 import json
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
@@ -14,6 +15,9 @@ from academy import manifest
 from academy.cli.common import console
 from academy.errors import UsageError
 from academy.learner.progress import ProgressStore
+
+if TYPE_CHECKING:
+    from academy.manifest import CourseIssuer
 
 __all__ = ["add_commands", "cmd_certify", "cmd_issue", "cmd_keygen", "cmd_verify"]
 
@@ -106,6 +110,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
             f"no course private key at {given}: run `f0 keygen` to make one, or pass "
             "--key PATH to the course's private key"
         )
+    if args.feedback and args.feedback not in {m.id for m in course.modules}:
+        raise UsageError(f"--feedback {args.feedback}: not a module of this course")
     signer = CredentialSigner(load_private_key(key_path))
     issuer = CertificateIssuer(
         course,
@@ -118,6 +124,14 @@ def cmd_issue(args: argparse.Namespace) -> int:
     report = issuer.issue(students)
     console.print(escape(report.summary()))
     console.print(f"issuer key: {signer.issuer_id}")
+    if args.feedback:
+        from academy.certificates.delivery import deliver_to_feedback
+
+        feedback = gradebook.resolve().parent / "feedback"  # nbgrader's, beside the gradebook
+        delivery = deliver_to_feedback(
+            report, [s.learner.id for s in students], feedback, args.feedback
+        )
+        console.print(escape(delivery.summary()))
     return 0
 
 
@@ -131,13 +145,35 @@ def _shown(value: object) -> str:
     return escape(text)
 
 
+def _course_issuer(key_given: bool) -> CourseIssuer | None:
+    """The course's issuer: from ``course.yaml`` at or above this folder, else the one the hub
+    publishes to learners (``academy.certificates.published``)."""
+    from academy.certificates.published import published_issuer
+    from academy.errors import ManifestError
+
+    try:
+        root = manifest.find_course_root()
+    except ManifestError:
+        root = None
+    if root is not None:
+        return manifest.load(root).issuer
+    issuer = published_issuer()
+    if issuer is None and not key_given:
+        raise UsageError(
+            f"no course.yaml in {Path.cwd()} or any folder above it, and no course key published "
+            "in the Jupyter configuration path: run f0 verify in the course's folder (or a "
+            "terminal on the course's hub), or pass --public-key"
+        )
+    return issuer
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from academy.certificates.keys import KeyFileError, load_public_key
+    from academy.certificates.page import PAGE_DIFFERS
     from academy.certificates.trust import CertificateCheck, Standing, named_signing_key
     from academy.errors import VerificationError
 
-    course = manifest.load()
-    issuer = course.issuer
+    issuer = _course_issuer(bool(args.public_key))
     path = Path(args.path)
     try:
         given = load_public_key(Path(args.public_key)) if args.public_key else None
@@ -145,7 +181,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except (VerificationError, KeyFileError) as exc:
         console.print(f"[red]FAILED[/red]: {_shown(exc)}")
         try:
-            named = named_signing_key(path.read_bytes())
+            # a page that differs from its (valid) credential: the line above says it all
+            differs = str(exc).startswith(PAGE_DIFFERS)
+            named = None if differs else named_signing_key(path.read_bytes())
         except OSError:
             named = None
         if named:
@@ -222,10 +260,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     issue.add_argument("--issuer-name", help="issuer name (default: course.yaml's issuer.name)")
     issue.add_argument("--valid-days", type=int, help="days until expiry (default: none)")
     issue.add_argument("--student", action="append", help="only this student (repeatable)")
+    issue.add_argument(
+        "--feedback",
+        metavar="ASSIGNMENT",
+        help="also put each certificate's page into feedback/<student>/ASSIGNMENT/ "
+        "(after generate_feedback; release_feedback then hands it out)",
+    )
     issue.set_defaults(func=cmd_issue)
 
     verify = sub.add_parser("verify", help="check a certificate's signature and content")
-    verify.add_argument("path", help="the certificate's .jwt file")
+    verify.add_argument("path", help="the certificate: its .jwt file, or its .html page")
     verify.add_argument(
         "--public-key",
         help="check against this public key (PEM) instead of the course's (course.yaml: issuer)",

@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("F0_HUB_PASSWORD", ""),
         help="the trial login's shared password (default: a random one, printed)",
     )
+    p.add_argument(
+        "--late-penalty",
+        choices=("none", "zero"),
+        default=os.environ.get("F0_HUB_LATE_PENALTY", "none"),
+        help="work submitted after the due date: flagged only (none, default) or scored 0",
+    )
     p.add_argument("--prepare-only", action="store_true", help="set up, do not start the hub")
     p.add_argument("--remove", action="store_true", help="remove the roster's local accounts")
     args = p.parse_args(argv)
@@ -67,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         learners_group=args.learners_group,
         password=args.password,
+        late_penalty=args.late_penalty,
     )
     if args.remove:
         remove(settings)

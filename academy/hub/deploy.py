@@ -5,8 +5,10 @@ Layout of the state folder (default ``/var/lib/framework0-academy-hub``)::
     state/                      0755 root
       exchange/                 1777 the nbgrader exchange (unless --exchange elsewhere)
       etc/learner/              JUPYTER_CONFIG_PATH of learners: course id, exchange,
-                                no formgrader / create-assignment / course list
-      etc/instructor/           JUPYTER_CONFIG_PATH of instructors: exchange, SafeCollect
+                                no formgrader / create-assignment / course list, and the
+                                course's certificate key (framework0-academy/)
+      etc/instructor/           JUPYTER_CONFIG_PATH of instructors: exchange, SafeCollect,
+                                the late-submission penalty
       secret/                   0700 root: settings.json, the hub database, cookie secret
 
 Each person gets a local account (prefix ``f0-``), a private home (0700), and the groups of
@@ -35,7 +37,7 @@ from academy.hub import COURSE_ID, STUDENT_GROUP
 from academy.hub.accounts import ensure_account, ensure_group, restrict_checkout, run_as
 from academy.hub.roster import Person, load_roster, write_gradebook_csv
 
-__all__ = ["HubSettings", "free_port", "prepare", "proxy_command"]
+__all__ = ["HubSettings", "free_port", "prepare", "proxy_command", "publish_issuer"]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = Path("/var/lib/framework0-academy-hub")
@@ -80,6 +82,9 @@ class HubSettings:
     hub_port: int = 0
     proxy_api_port: int = 0
     service_port: int = 0
+    # nbgrader's LateSubmissionPlugin.penalty_method: "none" (late work is flagged, graded on
+    # its merits) or "zero" (late work scores 0); see docs/hub.md, "Due dates"
+    late_penalty: str = "none"
     people: list[dict] = field(default_factory=list)
 
     @property
@@ -179,7 +184,9 @@ def learner_config(settings: HubSettings) -> Path:
         "# Written by academy.hub (make hub): the course and its exchange.\n"
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
-        f"c.Exchange.root = {settings.exchange!r}\n",
+        f"c.Exchange.root = {settings.exchange!r}\n"
+        "# stock fetch_feedback, and the certificate beside the feedback (f0 issue --feedback)\n"
+        'c.ExchangeFactory.fetch_feedback = "academy.hub.exchange.FetchFeedbackAndCertificate"\n',
     )
     off = [n for n in LEARNER_SERVER_EXTENSIONS_OFF if not n.endswith("assignment_list")]
     _write(
@@ -210,9 +217,25 @@ def instructor_config(settings: HubSettings) -> Path:
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {COURSE_ID!r}\n"
         f"c.Exchange.root = {settings.exchange!r}\n"
-        'c.ExchangeFactory.collect = "academy.hub.exchange.SafeCollect"\n',
+        'c.ExchangeFactory.collect = "academy.hub.exchange.SafeCollect"\n'
+        "# work submitted after the gradebook's due date: flagged late, and this penalty\n"
+        f"c.LateSubmissionPlugin.penalty_method = {settings.late_penalty!r}\n",
     )
     return folder
+
+
+def publish_issuer(settings: HubSettings) -> Path | None:
+    """Publish the course root's certificate key to learners (their configuration folder), so
+    ``f0 verify`` on a learner's account judges certificates against it; None when the course
+    publishes no key."""
+    from academy.certificates.published import write_published_issuer
+
+    course = manifest.load.__wrapped__(settings.course_root())  # not cached: it may change
+    if course.issuer is None:
+        return None
+    return write_published_issuer(
+        settings.config_dir("learner"), course.course_id, course.issuer.name, course.issuer.key_id
+    )
 
 
 def make_course_root(settings: HubSettings, instructor: Person) -> Path:
@@ -272,6 +295,7 @@ def prepare(settings: HubSettings) -> HubSettings:
     learner_config(settings)
     instructor_config(settings)
     make_course_root(settings, settings.instructors()[0])
+    publish_issuer(settings)
     return settings
 
 

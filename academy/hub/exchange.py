@@ -1,4 +1,5 @@
-"""nbgrader's collect, hardened for a shared exchange where learners are not trusted.
+"""nbgrader's exchange on the hub: collect hardened for a shared exchange where learners are
+not trusted, and fetch_feedback that also brings the learner's certificate.
 
 Stock ``nbgrader collect`` (``nbgrader/exchange/default/collect.py``, 0.9.6) copies each
 submission with ``shutil.copytree``, which follows symbolic links: a learner who submits
@@ -15,11 +16,20 @@ submission, ``--update``, ``--before-duedate``, timestamps) and changes what it 
 * it copies regular files owned by that account, opened with ``O_NOFOLLOW``; links, FIFOs,
   devices, files of other owners and files above ``CourseDirectory.max_file_size`` are
   left out and logged.
+
+:class:`FetchFeedbackAndCertificate` (the learners' ``c.ExchangeFactory.fetch_feedback``) is
+stock ``fetch_feedback`` that also fetches the certificate page the instructor put beside the
+feedback (``f0 issue --feedback``, see ``academy.certificates.delivery``). ``release_feedback``
+releases every page of a feedback folder under ``notebook_hash(secret, name)``, but stock
+fetch_feedback looks only for the names of the submitted notebooks; this one also looks for
+``certificate``, with the secret of each of the learner's own submissions, and copies it to
+``<assignment>/feedback/<timestamp>/certificate.html`` like any feedback.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import glob
 import os
 import pwd
 import stat
@@ -27,11 +37,14 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.exchange.default.fetch_feedback import ExchangeFetchFeedback
+from nbgrader.utils import notebook_hash
 
+from academy.certificates.page import CERTIFICATE_FEEDBACK
 from academy.errors import NotARegularFile
 from academy.grading.nofollow import copy_regular_file
 
-__all__ = ["SafeCollect", "copy_owned_tree"]
+__all__ = ["FetchFeedbackAndCertificate", "SafeCollect", "copy_owned_tree"]
 
 
 def _owner_uid(username: str) -> int | None:
@@ -118,3 +131,26 @@ class SafeCollect(ExchangeCollect):
                 username,
                 name,
             )
+
+
+class FetchFeedbackAndCertificate(ExchangeFetchFeedback):
+    """``nbgrader fetch_feedback`` that also fetches the learner's certificate page."""
+
+    def init_src(self):
+        super().init_src()
+        found = {path for _, _, path in self.feedback_files}
+        assignment_id = self.coursedir.assignment_id or "*"
+        pattern = os.path.join(self.cache_path, f"*+{assignment_id}+*")
+        for submission in sorted(glob.glob(pattern)):
+            timestamp = os.path.basename(submission).split("+")[2]
+            secret_file = os.path.join(submission, "submission_secret.txt")
+            if not os.path.isfile(secret_file):
+                continue  # an old submission without a secret: no certificate for it
+            with open(secret_file) as fh:
+                secret = fh.read()
+            digest = notebook_hash(secret=secret, notebook_id=CERTIFICATE_FEEDBACK)
+            path = os.path.join(self.outbound_path, f"{digest}.html")
+            if path not in found and os.path.isfile(path):
+                self.feedback_files.append((CERTIFICATE_FEEDBACK, timestamp, path))
+                found.add(path)
+                self.log.info("Found a certificate in the feedback submitted at %s", timestamp)
