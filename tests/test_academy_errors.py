@@ -96,8 +96,8 @@ def test_every_error_keeps_its_old_import_path_and_builtin_base():
     from academy.cli import UsageError
     from academy.grading.cases import CaseFailed
     from academy.grading.nofollow import NotARegularFile
+    from academy.learner.progress import ProgressError
     from academy.manifest import ManifestError
-    from academy.progress import ProgressError
 
     assert ManifestError is errors.ManifestError and issubclass(ManifestError, ValueError)
     assert ProgressError is errors.ProgressError and issubclass(ProgressError, ValueError)

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from course_tools import course, run, submission
 
-from academy.watch import NotebookWatcher
+from academy.learner.watch import NotebookWatcher
 
 COURSE = course()
 MODULE = COURSE.module("module1")
@@ -219,8 +219,8 @@ def test_the_watcher_checks_once_per_burst_of_writes(tmp_path):
 
 def test_the_dashboard_shows_progress_and_levels(tmp_path):
     from academy import manifest
-    from academy.dashboard import ProgressDashboard
-    from academy.progress import ModuleRecord, ProgressStore
+    from academy.learner.dashboard import ProgressDashboard
+    from academy.learner.progress import ModuleRecord, ProgressStore
 
     root = course_copy(tmp_path, BRONZE_IS_MODULE_1)
     dashboard = ProgressDashboard(root)

@@ -24,9 +24,9 @@ from academy.certificates.credential import (
 )
 from academy.certificates.vcjwt import CredentialSigner
 from academy.errors import SigningKeyError
+from academy.learner.progress import ModuleRecord, level_inputs
 from academy.levels import LevelRules, LevelStatus
 from academy.manifest import Course
-from academy.progress import ModuleRecord
 
 __all__ = [
     "CertificateIssuer",
@@ -253,8 +253,7 @@ class SelfAssessment:
         self.course = course
         self.records = records
         self.rules = LevelRules(course)
-        self.scores = {key: r.score for key, r in records.items()}
-        self.critical = {key: r.critical_failed for key, r in records.items()}
+        self.scores, self.critical = level_inputs(records)
 
     def best(self) -> LevelStatus | None:
         return self.rules.highest(self.scores, self.critical)

@@ -145,7 +145,7 @@ def cmd_hint(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from academy.watch import NotebookWatcher
+    from academy.learner.watch import NotebookWatcher
 
     course = manifest.load()
     module = course.module(args.module)
