@@ -54,7 +54,7 @@ test: $(STAMP) $(PROXY)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy framework0 --strict
 	$(BIN)/mypy academy
-	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup --durations=25
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval solutions \
 	    --nbval-sanitize-with nbval_sanitize.cfg
 
