@@ -5,6 +5,11 @@ hints, certification levels and pass thresholds all live there. Generation, chec
 grading, certificates and the learner's ``f0`` tool read it through this module, so a
 course change is one edit in one file.
 
+``suite`` is a module's hidden suite: one pytest file (``autograder/test_module1.py``) or, for a
+long one, a folder (``autograder/module8``) holding one ``test_<exercise>_<name>.py`` file per
+exercise, in the notebook's order, and ``_support.py`` for what several exercises share
+(``suite_files``, ``suite_tests``; docs/authoring.md, section 4).
+
 ``issuer`` names who issues the course's certificates and the Ed25519 key they are signed
 with: ``key_id`` (the key's ``did:key``) and ``public_key`` (the committed PEM file of the same
 key, for verifiers outside this repository). The loader refuses a malformed key id, and a
@@ -14,6 +19,9 @@ public key file that is not that key. A ``did:key`` is the public key itself, so
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,9 +45,17 @@ __all__ = [
     "Module",
     "find_course_root",
     "load",
+    "suite_files",
+    "suite_support",
+    "suite_tests",
 ]
 
 MANIFEST_NAME = "course.yaml"
+SUITE_TESTS = "test_*.py"  # a folder suite's test files: one per exercise
+SUITE_SUPPORT = "_support.py"  # a folder suite's shared helpers and fixtures (module _support)
+SUITE_SKIP = frozenset(
+    {"__pycache__", ".ipynb_checkpoints", ".hypothesis", ".pytest_cache", ".git"}
+)
 
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -72,7 +88,7 @@ SCHEMA: dict[str, Any] = {
                     "number": {"type": "integer", "minimum": 1},
                     "title": {"type": "string"},
                     "notebook": {"type": "string", "pattern": "^[a-z0-9_]+\\.ipynb$"},
-                    "suite": {"type": "string"},
+                    "suite": {"type": "string", "minLength": 1},  # a .py file or a folder
                     "pass_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                     "exercises": {
                         "type": "array",
@@ -199,7 +215,64 @@ class Course:
         return self.root / "solutions" / module.id / module.notebook
 
     def suite_path(self, module: Module) -> Path:
+        """The module's hidden suite: a pytest file, or a folder of them (``suite_tests``)."""
         return self.root / module.suite
+
+    def suite_files(self, module: Module) -> list[Path]:
+        """Every file of the module's hidden suite (what must travel with it, and stay hidden)."""
+        return suite_files(self.suite_path(module))
+
+    def suite_tests(self, module: Module) -> list[Path]:
+        """The suite's test files, in the notebook's order (what pytest runs)."""
+        return suite_tests(self.suite_path(module))
+
+
+def _notebook_order(path: Path) -> list[int | str]:
+    """Sort key: numbers as numbers, so ``test_8_10_x.py`` comes after ``test_8_9_y.py``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def suite_files(suite: Path) -> list[Path]:
+    """Every file of a hidden suite, sorted: the file itself, or each regular file under the
+    folder (caches and ``.pyc`` files left out; a link or special file is never a suite file).
+    Empty when the suite does not exist."""
+    if suite.is_file():
+        return [suite]
+    if not suite.is_dir():
+        return []
+    found = []
+    for dirpath, dirnames, filenames in os.walk(suite, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in SUITE_SKIP)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if not name.endswith(".pyc") and stat.S_ISREG(os.lstat(path).st_mode):
+                found.append(path)
+    return found
+
+
+def suite_tests(suite: Path) -> list[Path]:
+    """The test files of a hidden suite: the file itself, or the folder's ``test_*.py`` files
+    in the notebook's order (one per exercise). Empty when the suite does not exist.
+
+    A ``conftest.py`` in a folder suite is refused: the grader runs suites with
+    ``--noconftest``, so its fixtures would silently be missing; ``_support.py`` is the
+    folder's shared module, and its fixtures are loaded (``academy.grading.plugin``).
+    """
+    if not suite.is_dir():
+        return [suite] if suite.is_file() else []
+    if (suite / "conftest.py").exists():
+        raise ManifestError(
+            f"{suite}/conftest.py is never loaded (hidden suites run with --noconftest): "
+            f"put shared helpers and fixtures in {SUITE_SUPPORT}"
+        )
+    tests = [p for p in suite.glob(SUITE_TESTS) if p.is_file() and not p.is_symlink()]
+    return sorted(tests, key=_notebook_order)
+
+
+def suite_support(suite: Path) -> Path | None:
+    """A folder suite's ``_support.py``, when it has one."""
+    support = suite / SUITE_SUPPORT
+    return support if suite.is_dir() and support.is_file() else None
 
 
 def find_course_root(start: Path | None = None) -> Path:

@@ -32,8 +32,15 @@ DOCS = COURSE.root / "docs" / "critical-cases.md"
 
 
 def critical_cases(module) -> list[str]:
-    """The names of the module's suite's cases marked critical=True (read from its source)."""
-    tree = ast.parse(COURSE.suite_path(module).read_text(encoding="utf-8"))
+    """The names of the module's suite's cases marked critical=True (read from its source:
+    the suite file, or each test file of a folder suite)."""
+    names = []
+    for path in COURSE.suite_tests(module):
+        names += _critical_in(ast.parse(path.read_text(encoding="utf-8")))
+    return names
+
+
+def _critical_in(tree: ast.Module) -> list[str]:
     names = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):

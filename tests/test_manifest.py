@@ -51,7 +51,7 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
 def test_every_module_has_its_files_and_grade_cells(module):
     assert COURSE.source_notebook(module).is_file()
-    assert COURSE.suite_path(module).is_file()
+    assert COURSE.suite_tests(module), f"{module.suite}: no hidden suite (file or folder)"
     nb = nbformat.read(COURSE.source_notebook(module), as_version=4)
     graded = {
         c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]

@@ -6,6 +6,8 @@ The course-wide checks read each module's source notebook and hidden suite
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 from course_tools import course
@@ -75,3 +77,32 @@ def test_released_notebook_shows_every_rule(module):
     source = notebook_rules(COURSE.source_notebook(module))
     released = notebook_rules(COURSE.release_notebook(module))
     assert list(released) == list(source)
+
+
+FOLDER_SUITES = [m for m in COURSE.modules if COURSE.suite_path(m).is_dir()]
+
+
+@pytest.mark.parametrize("module", FOLDER_SUITES, ids=lambda m: m.id)
+def test_a_folder_suite_reads_like_its_notebook(module):
+    """One ``test_<exercise>_<name>.py`` per exercise, in the notebook's order, each holding
+    the cases of its exercise only."""
+    tests = COURSE.suite_tests(module)
+    named = [re.fullmatch(r"test_(\d+)_(\d+)_[a-z0-9_]+\.py", p.name) for p in tests]
+    assert all(named), [p.name for p in tests]
+    assert [f"{m[1]}.{m[2]}" for m in named if m] == [e.id for e in module.exercises]
+    for case in suite_cases(COURSE.suite_path(module)):
+        own = f"test_{case.exercise.replace('.', '_')}_"
+        assert case.file.startswith(own), f"{case.name} ({case.exercise}) is in {case.file}"
+
+
+LONGEST = 1_500  # lines: a longer suite is a folder, one file per exercise
+
+
+@pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
+def test_no_suite_file_is_too_long_to_read(module):
+    for path in COURSE.suite_files(module):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert lines <= LONGEST, (
+            f"{path.name} has {lines} lines: make the suite a folder, one file per exercise "
+            "(docs/authoring.md, section 4)"
+        )

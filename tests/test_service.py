@@ -134,10 +134,11 @@ def stub():
 
 
 def suite_code_lines() -> set[str]:
-    """Lines of the hidden suites that are code, not message text (no string literal)."""
+    """Lines of the hidden suites that are code, not message text (no string literal): every
+    file of every suite, a folder suite's exercise files and ``_support.py`` alike."""
     lines = set()
-    for module in COURSE.modules:
-        for line in COURSE.suite_path(module).read_text(encoding="utf-8").splitlines():
+    for path in (p for module in COURSE.modules for p in COURSE.suite_files(module)):
+        for line in path.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if (
                 len(line) >= 30
@@ -332,11 +333,15 @@ def test_the_learner_handout_holds_no_suite_and_no_solution(tmp_path):
             if line in text:
                 found.append((path.relative_to(out).as_posix(), line))
     assert not found, found[:20]
-    # The scan would see a leak: a suite, and a solution cell, put where learners get them.
-    suite = COURSE.suite_path(MODULE).read_text(encoding="utf-8")
+    # The scan would see a leak: any one file of any suite (each file of a folder suite on its
+    # own), and a solution cell, put where learners get them.
+    suites = [p for module in COURSE.modules for p in COURSE.suite_files(module)]
+    assert any(p.parent.name == "module8" for p in suites), "module 8's folder suite is scanned"
+    for path in suites:
+        leak = path.read_text(encoding="utf-8")
+        assert [line for line in marks if line in leak], f"the scan misses a leak of {path.name}"
     solution = "\n".join(solution_sources(COURSE, COURSE.module("module8")).values())
-    for leak in (suite, solution):
-        assert [line for line in marks if line in leak], "the scan misses a leak"
+    assert [line for line in marks if line in solution], "the scan misses a leaked solution"
 
 
 def test_the_installed_package_holds_no_suite_and_no_solution():

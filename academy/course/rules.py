@@ -7,7 +7,7 @@ markdown: ``[3.1-c]`` (exercise ``3.1``, rule ``c``). A hidden case names the ru
 ids, so a learner finds the sentence. This module reads both sides and joins them::
 
     rules = notebook_rules(course.source_notebook(module))
-    cases = suite_cases(course.suite_path(module))
+    cases = suite_cases(course.suite_path(module))  # a suite file, or a folder's files
     table = coverage(rules, cases)   # rule -> the cases (and points) that check it
 
 ``tests/test_rules.py`` holds every module to "every rule has a case, every case names a rule
@@ -25,6 +25,8 @@ from pathlib import Path
 import nbformat
 
 from academy.errors import ManifestError
+from academy.grading.cases import SUPPORT_MODULE, load_support
+from academy.manifest import SUITE_TESTS, suite_support, suite_tests
 
 __all__ = ["RULE_ID", "CaseInfo", "Coverage", "Rule", "coverage", "notebook_rules", "suite_cases"]
 
@@ -56,6 +58,7 @@ class CaseInfo:
     message: str
     rules: tuple[str, ...]
     critical: bool = False
+    file: str = field(default="", compare=False)  # the test file it is in (a folder suite's)
 
 
 @dataclass
@@ -132,7 +135,31 @@ def notebook_rules(path: Path) -> dict[str, Rule]:
 
 
 def suite_cases(path: Path) -> list[CaseInfo]:
-    """The cases of a hidden suite, read from their ``@case`` markers by importing the file."""
+    """The cases of a hidden suite, read from their ``@case`` markers by importing its test
+    files (a folder suite's in the notebook's order, with its ``_support.py`` loaded first, as
+    the grader loads it); a case name used twice is refused, since reports name cases."""
+    tests = suite_tests(path)
+    if not tests:
+        raise ManifestError(f"{path}: no hidden suite (no such file, or no {SUITE_TESTS} in it)")
+    support = suite_support(path)
+    previous = sys.modules.pop(SUPPORT_MODULE, None)  # another suite's, or nobody's
+    try:
+        if support is not None:
+            load_support(support)
+        cases = [case for test in tests for case in _file_cases(test)]
+    finally:
+        sys.modules.pop(SUPPORT_MODULE, None)
+        if previous is not None:
+            sys.modules[SUPPORT_MODULE] = previous
+    names = [c.name for c in cases]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ManifestError(f"{path}: case names used more than once: {', '.join(twice)}")
+    return cases
+
+
+def _file_cases(path: Path) -> list[CaseInfo]:
+    """The cases one test file defines (not those it imports), in the order it defines them."""
     name = f"_f0_rules_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -145,6 +172,8 @@ def suite_cases(path: Path) -> list[CaseInfo]:
         sys.modules.pop(name, None)
     cases = []
     for attr, value in vars(module).items():
+        if getattr(value, "__module__", name) != name:
+            continue  # imported from _support or elsewhere: another file's to report
         for mark in getattr(value, "pytestmark", []):
             if attr.startswith("test") and mark.name == "f0_case":
                 kw = mark.kwargs
@@ -156,6 +185,7 @@ def suite_cases(path: Path) -> list[CaseInfo]:
                         kw["message"],
                         tuple(kw.get("rules", ())),
                         bool(kw.get("critical", False)),
+                        path.name,
                     )
                 )
     return cases

@@ -9,11 +9,20 @@ hidden suite stays an ordinary pytest file that instructors can read and run::
 
 The learner sees ``message`` (and ``check``'s optional detail) when the case fails, never
 the test's source.
+
+A long suite is a folder with one file per exercise; what several exercises share (helpers,
+constants, session fixtures) lives in the folder's ``_support.py``, which the grader loads as
+the module ``_support`` before the test files (``load_support``), so they write
+``from _support import ...`` and name its fixtures as arguments, as they would a conftest's.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import pytest
@@ -38,6 +47,28 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SUPPORT_MODULE = "_support"  # the name a folder suite's _support.py is loaded under
+
+
+def load_support(path: Path) -> ModuleType:
+    """Load a folder suite's ``_support.py`` as the module ``_support`` (in ``sys.modules``).
+
+    The folder never goes on ``sys.path``: the test files' ``from _support import ...`` finds
+    the loaded module by name. A reader of several suites removes it again in between
+    (``academy.course.rules.suite_cases`` does).
+    """
+    spec = importlib.util.spec_from_file_location(SUPPORT_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SUPPORT_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(SUPPORT_MODULE, None)
+        raise
+    return module
 
 
 def case(

@@ -3,7 +3,8 @@
 It gives each test the ``learner`` fixture (a bridge to the learner's code in a bounded
 worker process), turns every failure into learner-facing words, and writes one JSON report
 that the grading step reads. Loaded with ``-p academy.grading.plugin``; it is never loaded
-into the learner's process.
+into the learner's process. For a folder suite it also loads the folder's ``_support.py``
+(``--f0-support``) as a plugin of its own, so its session fixtures are shared by every file.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from academy.bridge.client import (
     LearnerTimeout,
     Limits,
 )
-from academy.grading.cases import CaseFailed
+from academy.grading.cases import CaseFailed, load_support
 
+RESULTS = pytest.StashKey[list[dict[str, Any]]]()  # every graded case's result, in order
 MAX_TIMEOUTS = 2  # per exercise: after this many hangs, its remaining cases fail at once
 
 
@@ -32,13 +34,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--f0-report", help="where to write the JSON report")
     group.addoption("--f0-limits", default="{}", help="JSON object of academy Limits fields")
     group.addoption("--f0-only", default="", help="comma-separated exercise ids to grade")
+    group.addoption(
+        "--f0-support",
+        default="",
+        help="a folder suite's _support.py: loaded as module _support, its fixtures shared",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "f0_case(exercise, points, message, rules, critical): a graded case"
     )
-    config._f0_results = []  # type: ignore[attr-defined]
+    config.stash[RESULTS] = []
+    support = config.getoption("--f0-support")
+    if support:  # before collection: the test files import it, and use its fixtures
+        config.pluginmanager.register(load_support(Path(support)), "f0-support")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -107,7 +117,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if marker is None:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
-        item.config._f0_results.append(  # type: ignore[attr-defined]
+        item.config.stash[RESULTS].append(
             {
                 "name": item.name,
                 "exercise": marker.kwargs["exercise"],
@@ -153,7 +163,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Path(path).write_text(
         json.dumps(
             {
-                "cases": session.config._f0_results,  # type: ignore[attr-defined]
+                "cases": session.config.stash[RESULTS],
                 "collected": session.testscollected,
                 "exitstatus": int(exitstatus),
                 "load_problems": learner_problems,

@@ -4,7 +4,9 @@ The same function serves the instructor (the ``ScoreHiddenSuites`` step inside `
 autograde``) and the self-paced learner (``f0 check``), so both see the same scores.
 The suite runs as ``python -I -m pytest`` from an empty folder with plugin autoloading
 off, no conftest and no cache: nothing in the learner's folder can change how it runs.
-The learner's code runs in yet another process (see ``academy.bridge``).
+The learner's code runs in yet another process (see ``academy.bridge``). A folder suite runs
+the same way, its test files named one by one in the notebook's order, and its
+``_support.py`` loaded by the plugin (``--f0-support``): the folder never goes on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from academy.bridge.client import Limits
 from academy.bridge.sandbox import Sandbox
 from academy.grading.notebook import learner_cells
-from academy.manifest import Course, Exercise, ManifestError, Module
+from academy.manifest import Course, Exercise, ManifestError, Module, suite_support, suite_tests
 
 __all__ = ["SUITE_SECONDS", "CaseResult", "ExerciseResult", "SuiteReport", "run_hidden_suite"]
 
@@ -184,15 +186,18 @@ def _limits_or_configured(
 def _suite_command(
     suite: Path, work: Path, limits: Limits, only: set[str] | None, first_failure: bool
 ) -> list[str]:
-    """The isolated pytest run of ``suite``: no plugin autoloading, conftest or cache, with
-    ``work`` as its root, reading the cells from and writing the report to ``work``."""
+    """The isolated pytest run of ``suite`` (a file, or a folder's test files and its
+    ``_support.py``): no plugin autoloading, conftest or cache, with ``work`` as its root,
+    reading the cells from and writing the report to ``work``."""
+    tests = suite_tests(suite) or [suite]  # a missing suite: pytest says so, nothing is graded
+    support = suite_support(suite)
     return [
         sys.executable,
         "-I",
         "-B",  # no __pycache__ in the course folder (-I ignores PYTHONDONTWRITEBYTECODE)
         "-m",
         "pytest",
-        str(suite),
+        *(str(test) for test in tests),
         "-p",
         "academy.grading.plugin",
         "-p",
@@ -215,6 +220,7 @@ def _suite_command(
         json.dumps(asdict(limits)),
         "--f0-only",
         ",".join(sorted(only or ())),
+        *(["--f0-support", str(support)] if support else []),
         *(["-x"] if first_failure else []),
     ]
 

@@ -65,12 +65,21 @@ def folder_files(folder: Path, prefix: str, limit: int = MAX_STUDENT_BYTES) -> d
 
 def course_bundle(course: Course, module: Module, gradebook: bool = False) -> dict[str, bytes]:
     """The course files one module's grading reads: configuration, course.yaml, the module's
-    hidden suite and its source folder (``curriculum/<module>/``: nbgrader copies its data files
-    into every graded folder, and module 8's suite reads the reference from it); with
-    ``gradebook``, a copy of ``gradebook.db`` (``nbgrader autograde`` needs the released cells)."""
+    hidden suite (its file, or every file of its folder: ``Course.suite_files``) and its source
+    folder (``curriculum/<module>/``: nbgrader copies its data files into every graded folder,
+    and module 8's suite reads the reference from it); with ``gradebook``, a copy of
+    ``gradebook.db`` (``nbgrader autograde`` needs the released cells)."""
     root = course.root
     files = {name: (root / name).read_bytes() for name in CONFIG_FILES if (root / name).is_file()}
-    files[module.suite] = course.suite_path(module).read_bytes()
+    suite = course.suite_files(module)
+    if not suite:
+        raise BundleError(f"{module.id}: the hidden suite {module.suite} does not exist")
+    for path in suite:
+        try:
+            name = path.relative_to(root).as_posix()
+        except ValueError:
+            raise BundleError(f"{module.id}: the hidden suite is outside {root}") from None
+        files[name] = path.read_bytes()
     files.update(folder_files(root / "curriculum" / module.id, f"curriculum/{module.id}"))
     if gradebook:
         files["gradebook.db"] = (root / "gradebook.db").read_bytes()

@@ -6,7 +6,7 @@ Today the learner's copy is the whole repository, with ``autograder/`` (every hi
 ``course.yaml`` (modules, points, hints), the released notebooks (``exercises/``), the library
 (``framework0/``), the platform package (``academy/``, which holds no suite and no solution),
 ``pyproject.toml``, ``Makefile`` and ``README.md``. A test searches it for suite and solution
-text (``tests/test_service.py``)::
+text, from every file of every suite, a folder suite's included (``tests/test_service.py``)::
 
     python -m academy.service.handout OUT_FOLDER
 """
