@@ -150,10 +150,6 @@ class Module:
     def points(self) -> float:
         return sum(e.points for e in self.exercises)
 
-    @property
-    def notebook_stem(self) -> str:
-        return self.notebook.removesuffix(".ipynb")
-
     def exercise(self, exercise_id: str) -> Exercise:
         for exercise in self.exercises:
             if exercise.id == exercise_id:
