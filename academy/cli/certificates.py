@@ -7,7 +7,7 @@ import getpass
 import json
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -17,6 +17,7 @@ from academy.errors import UsageError
 from academy.learner.progress import ProgressStore
 
 if TYPE_CHECKING:
+    from academy.certificates.trust import Verdict
     from academy.manifest import CourseIssuer
 
 __all__ = ["add_commands", "cmd_certify", "cmd_issue", "cmd_keygen", "cmd_verify"]
@@ -169,8 +170,7 @@ def _course_issuer(key_given: bool) -> CourseIssuer | None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from academy.certificates.keys import KeyFileError, load_public_key
-    from academy.certificates.page import PAGE_DIFFERS
-    from academy.certificates.trust import CertificateCheck, Standing, named_signing_key
+    from academy.certificates.trust import CertificateCheck
     from academy.errors import VerificationError
 
     issuer = _course_issuer(bool(args.public_key))
@@ -179,19 +179,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
         given = load_public_key(Path(args.public_key)) if args.public_key else None
         verdict = CertificateCheck(issuer.key() if issuer else None, given).check_file(path)
     except (VerificationError, KeyFileError) as exc:
-        console.print(f"[red]FAILED[/red]: {_shown(exc)}")
-        try:
-            # a page that differs from its (valid) credential: the line above says it all
-            differs = str(exc).startswith(PAGE_DIFFERS)
-            named = None if differs else named_signing_key(path.read_bytes())
-        except OSError:
-            named = None
-        if named:
-            is_ours = issuer is not None and named == issuer.key_id
-            whose = "this course's key" if is_ours else "NOT this course's key"
-            console.print(f"The credential names signing key {named} ({whose}).")
+        _print_failure(exc, path, issuer)
         return 1
     credential = verdict.verified.credential
+    _print_standing(verdict, credential, issuer)
+    if not verdict.accepted:
+        console.print(
+            "The signature is valid for the key the credential itself names, which shows who "
+            "signed it, not that the course did. To check it against a key you trust, pass "
+            "--public-key."
+        )
+    if args.json:
+        print(json.dumps(credential, indent=2, ensure_ascii=False))
+    return 0 if verdict.accepted else 1
+
+
+def _print_failure(exc: Exception, path: Path, issuer: CourseIssuer | None) -> None:
+    """FAILED and why; and which key the credential names, when that can be read."""
+    from academy.certificates.page import PAGE_DIFFERS
+    from academy.certificates.trust import named_signing_key
+
+    console.print(f"[red]FAILED[/red]: {_shown(exc)}")
+    try:
+        # a page that differs from its (valid) credential: the line above says it all
+        differs = str(exc).startswith(PAGE_DIFFERS)
+        named = None if differs else named_signing_key(path.read_bytes())
+    except OSError:
+        named = None
+    if named:
+        is_ours = issuer is not None and named == issuer.key_id
+        whose = "this course's key" if is_ours else "NOT this course's key"
+        console.print(f"The credential names signing key {named} ({whose}).")
+
+
+def _credential_summary(credential: dict[str, Any]) -> str:
+    """'<achievement> for <name> (<student id>)', from the credential's subject."""
     subject = credential["credentialSubject"]
     identifiers = subject.get("identifier")
     names = {
@@ -199,10 +221,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for i in (identifiers if isinstance(identifiers, list) else [])
         if isinstance(i, dict)
     }
-    what = (
+    return (
         f"{_shown(subject['achievement']['name'])} for {_shown(names.get('name', '?'))} "
         f"({_shown(names.get('studentId', '?'))})"
     )
+
+
+def _print_standing(
+    verdict: Verdict, credential: dict[str, Any], issuer: CourseIssuer | None
+) -> None:
+    """OK (the course's key), SELF-ASSESSED, or NOT ISSUED BY THIS COURSE."""
+    from academy.certificates.trust import Standing
+
+    what = _credential_summary(credential)
     when = _shown(credential["validFrom"])
     signer = verdict.signing_key_id  # a did:key this process computed from the key itself
     ours = f"this course's key is {issuer.key_id}" if issuer else "course.yaml publishes none"
@@ -227,15 +258,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"this course's key ({ours}). It names {_shown(repr(claimed))} as its issuer, but "
             "only a credential signed by the course's key is the course's."
         )
-    if not verdict.accepted:
-        console.print(
-            "The signature is valid for the key the credential itself names, which shows who "
-            "signed it, not that the course did. To check it against a key you trust, pass "
-            "--public-key."
-        )
-    if args.json:
-        print(json.dumps(credential, indent=2, ensure_ascii=False))
-    return 0 if verdict.accepted else 1
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
