@@ -114,11 +114,15 @@ class GenerateExercises:
 
 @dataclass
 class GenerateSolutions:
-    """nbgrader generate_solution: the reference notebook, executed."""
+    """nbgrader generate_solution: the reference notebook, executed (``execute=False``: not
+    executed, for ``stale_files``, which compares solutions without their outputs)."""
+
+    execute: bool = True
 
     def run(self, course: Course, modules: list[Module]) -> None:
+        extra = () if self.execute else ("--ExecuteReference.enabled=False",)
         for assignment in _assignments(course, modules):
-            _nbgrader(course, "generate_solution", assignment)
+            _nbgrader(course, "generate_solution", assignment, *extra)
 
 
 @dataclass
@@ -174,13 +178,25 @@ PIPELINE: tuple[Step, ...] = (
 )
 
 
-def generate(course: Course, module_ids: list[str] | None = None) -> list[Module]:
+# What stale_files regenerates: the same, but solutions are not executed (their outputs are
+# not compared here: nbval runs them, in make test).
+STALE_CHECK: tuple[Step, ...] = (
+    SyncGradeCells(),
+    GenerateExercises(),
+    GenerateSolutions(execute=False),
+    NormalizeNotebooks(),
+)
+
+
+def generate(
+    course: Course, module_ids: list[str] | None = None, pipeline: tuple[Step, ...] = PIPELINE
+) -> list[Module]:
     """Run the pipeline for the given modules (default: all of them)."""
     try:
         modules = [course.module(m) for m in module_ids] if module_ids else list(course.modules)
     except ManifestError as exc:
         raise BuildError(str(exc)) from exc
-    for step in PIPELINE:
+    for step in pipeline:
         step.run(course, modules)
     return modules
 
@@ -206,7 +222,7 @@ def stale_files(course: Course, module_ids: list[str] | None = None) -> list[str
     stale = []
     with tempfile.TemporaryDirectory(prefix="f0-build-") as tmp:
         fresh = manifest.load(copy_course(course, Path(tmp)))
-        modules = generate(fresh, module_ids)
+        modules = generate(fresh, module_ids, STALE_CHECK)
         for folder in ("curriculum", "exercises", "solutions"):
             if module_ids is None:
                 stale += _differences(course.root / folder, Path(tmp) / folder, folder)
@@ -243,6 +259,7 @@ def _same(committed: Path, fresh: Path) -> bool:
 
 def _without_outputs(path: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("language_info", None)  # the kernel writes it when it runs the notebook
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []

@@ -82,7 +82,7 @@ def start_worker(address: str, folder: Path, name: str, hide: list[Path]) -> sub
     else:
         command = worker
     env = tool_env(
-        {"HOME": str(folder), "TMPDIR": str(folder / "tmp"), "F0_GRADING_STALL_SECONDS": "120"}
+        {"HOME": str(folder), "TMPDIR": str(folder / "tmp"), "F0_GRADING_STALL_SECONDS": "45"}
     )
     env.pop("PYTHONPATH", None)
     return subprocess.Popen(
