@@ -414,3 +414,87 @@ def test_f0_check_grades_on_the_service_when_one_is_configured(service, monkeypa
     monkeypatch.setenv("F0_SERVICE_TOKEN", "wrong-token-0000000000")
     with pytest.raises(ServiceError, match="401"):
         check_notebook(COURSE, MODULE, path, record=False)
+
+
+# --- a fetched notebook (the hub's learners): no course folder, the published manifest ------
+
+
+def fetched_home(tmp_path, nb):
+    """A learner's home as the hub leaves it: ``module1/<notebook>`` as fetched, and the
+    course manifest published in the learners' configuration folder; no suite anywhere."""
+    from academy.learner.published import write_published_course
+
+    config = tmp_path / "etc-learner"
+    published = write_published_course(config, COURSE)
+    home = tmp_path / "home"
+    (home / MODULE.id).mkdir(parents=True)
+    nbformat.write(nb, home / MODULE.id / MODULE.notebook)
+    assert sorted(p.name for p in published.parent.iterdir()) == ["course.yaml"]
+    return config, home
+
+
+def test_a_fetched_notebooks_grade_cells_check_it_on_the_service(
+    service, monkeypatch, tmp_path, capsys
+):
+    """The hub's learner: the grade cell finds the published course, the service grades the
+    saved notebook (1.5 unsolved: 10 / 16), and nothing is recorded in the learner's home."""
+    from academy.learner import incell
+
+    config, home = fetched_home(tmp_path, submission(COURSE, MODULE, unsolved=("ex_1_5_solution",)))
+    folder = home / MODULE.id
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(config))
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    monkeypatch.delenv("F0_SERVICE_URL", raising=False)
+    assert incell.learner_notebook(MODULE.id, folder) is None  # no service: nothing to check
+    monkeypatch.setenv("F0_SERVICE_URL", service)
+    monkeypatch.setenv("F0_SERVICE_TOKEN", TOKENS["dee"])
+    found = incell.learner_notebook(MODULE.id, folder)
+    assert found is not None and found[2] == folder / MODULE.notebook
+    assert found[0].root == config / "framework0-academy" / "course"
+    monkeypatch.chdir(folder)
+    incell.check_exercise(MODULE.id, "1.1")
+    assert "✓ Exercise 1.1: 2 / 2" in capsys.readouterr().out
+    with pytest.raises(incell.ExerciseNotPassed, match="Exercise 1.5 is not started"):
+        incell.check_exercise(MODULE.id, "1.5")
+    assert not list(tmp_path.rglob(".f0")), "a fetched notebook's check recorded progress"
+
+
+def test_f0_check_and_nbgrader_validate_on_a_fetched_notebook_use_the_service(service, tmp_path):
+    """From the learner's terminal: `f0 check module1` in the home checks the fetched notebook
+    on the service; stock `nbgrader validate` runs the grade cells, which do the same."""
+    config, home = fetched_home(tmp_path, submission(COURSE, MODULE, unsolved=("ex_1_5_solution",)))
+    env = tool_env(
+        {
+            "HOME": str(home),
+            "JUPYTER_CONFIG_PATH": str(config),
+            "F0_SERVICE_URL": service,
+            "F0_SERVICE_TOKEN": TOKENS["dee"],
+        }
+    )
+    f0 = [sys.executable, "-m", "academy.cli"]
+    proc = subprocess.run(
+        [*f0, "check", "module1", "--json"], cwd=home, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["score"] == 10 and report["exercise_status"]["1.5"] == "not started"
+    nbgrader = [sys.executable, "-m", "nbgrader", "validate"]
+    notebook = home / MODULE.id / MODULE.notebook
+    half = subprocess.run(
+        [*nbgrader, str(notebook)], cwd=home, env=env, capture_output=True, text=True, timeout=300
+    )
+    output = half.stdout + half.stderr
+    assert "Success" not in output and "Exercise 1.5 is not started" in output, output
+    nbformat.write(submission(COURSE, MODULE), notebook)
+    solved = subprocess.run(
+        [*nbgrader, str(notebook)], cwd=home, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "Success! Your notebook passes all the tests." in solved.stdout, (
+        solved.stdout + solved.stderr
+    )
+    no_service = {k: v for k, v in env.items() if k != "F0_SERVICE_URL"}
+    refused = subprocess.run(
+        [*f0, "check", "module1"], cwd=home, env=no_service, capture_output=True, text=True
+    )
+    said = refused.stdout + refused.stderr
+    assert refused.returncode == 2 and "no course.yaml in" in said, said

@@ -43,10 +43,31 @@ def _notebook(course: manifest.Course, module: manifest.Module, given: str | Non
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    fetched = _fetched_course()
+    if fetched is not None:  # on the hub: a fetched notebook, checked on the course's service
+        module = fetched.module(args.module)
+        path = Path(args.notebook or Path(module.id) / module.notebook)
+        return CheckRun(fetched, module, path).run(args.json, args.verbose)
     course = manifest.load()
     module = course.module(args.module)
     path = _notebook(course, module, args.notebook)
     return CheckRun(course, module, path).run(args.json, args.verbose)
+
+
+def _fetched_course() -> manifest.Course | None:
+    """The course the hub publishes, where there is no checkout here and a service grades."""
+    import os
+
+    from academy.errors import ManifestError
+    from academy.learner.published import published_course
+
+    if not os.environ.get("F0_SERVICE_URL"):
+        return None
+    try:
+        manifest.find_course_root()
+        return None  # a checkout (or a hand-out) here: its own course.yaml
+    except ManifestError:
+        return published_course()
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
@@ -246,7 +267,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     """check, progress, hint, watch, start, lab, reset."""
     check = sub.add_parser("check", help="grade your notebook with the hidden tests")
     check.add_argument("module", help="module id or number, e.g. module1 or 1")
-    check.add_argument("notebook", nargs="?", help="notebook to check (default: exercises/)")
+    check.add_argument(
+        "notebook",
+        nargs="?",
+        help="notebook to check (default: your work/ copy, else exercises/; on the hub, "
+        "MODULE/ as fetched)",
+    )
     check.add_argument("--json", action="store_true", help="print the full report as JSON")
     check.add_argument("--verbose", action="store_true", help="every failing check, in a table")
     check.set_defaults(func=cmd_check)

@@ -32,7 +32,9 @@ class CheckRun:
                 f"Checking [bold]{escape(str(self.path))}[/bold] against module "
                 f"{self.module.number}'s hidden tests..."
             )
-        result = check_notebook(self.course, self.module, self.path)
+        # progress lives in a course checkout; a fetched notebook (on the hub) is not recorded
+        in_checkout = self.path.resolve().is_relative_to(self.course.root)
+        result = check_notebook(self.course, self.module, self.path, record=in_checkout)
         report = result.report
         if as_json:
             data = report.to_json()

@@ -538,12 +538,16 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         return
     n = max(1, workers or os.cpu_count() or 1)
     with (
+        # the workers' scratch folder is this account's own (a shared /tmp/dask-scratch-space
+        # made by another account would stop them)
+        tempfile.TemporaryDirectory(prefix="f0-dask-") as scratch,
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             host="127.0.0.1",
+            local_directory=scratch,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -12,4 +12,5 @@ COURSE_ID = "framework0-academy"
 FORMGRADE_GROUP = f"formgrade-{COURSE_ID}"  # nbgrader's name for the course's graders
 STUDENT_GROUP = f"nbgrader-{COURSE_ID}"  # nbgrader's name for the course's learners
 INSTRUCTORS_GROUP = "instructors"
+GRADING_SERVICE = "f0-grading"  # f0 serve --hub: learners' checks, the hidden suites stay here
 ACCOUNT_PREFIX = "f0-"  # the hub creates and removes local accounts with this prefix only

@@ -5,8 +5,9 @@ Layout of the state folder (default ``/var/lib/framework0-academy-hub``)::
     state/                      0755 root
       exchange/                 1777 the nbgrader exchange (unless --exchange elsewhere)
       etc/learner/              JUPYTER_CONFIG_PATH of learners: course id, exchange,
-                                no formgrader / create-assignment / course list, and the
-                                course's certificate key (framework0-academy/)
+                                no formgrader / create-assignment / course list, the
+                                course's certificate key and its public course.yaml
+                                (framework0-academy/)
       etc/instructor/           JUPYTER_CONFIG_PATH of instructors: exchange, SafeCollect,
                                 the late-submission penalty
       secret/                   0700 root: settings.json, the hub database, cookie secret
@@ -37,7 +38,14 @@ from academy.hub import COURSE_ID, STUDENT_GROUP
 from academy.hub.accounts import ensure_account, ensure_group, restrict_checkout, run_as
 from academy.hub.roster import Person, load_roster, write_gradebook_csv
 
-__all__ = ["HubSettings", "free_port", "prepare", "proxy_command", "publish_issuer"]
+__all__ = [
+    "HubSettings",
+    "free_port",
+    "prepare",
+    "proxy_command",
+    "publish_course",
+    "publish_issuer",
+]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = Path("/var/lib/framework0-academy-hub")
@@ -81,7 +89,8 @@ class HubSettings:
     proxy: str = ""  # configurable-http-proxy (npm, hub/node_modules)
     hub_port: int = 0
     proxy_api_port: int = 0
-    service_port: int = 0
+    service_port: int = 0  # the formgrader (the course service, as the instructor)
+    grading_port: int = 0  # f0 serve --hub: learners' checks, as the instructor
     # nbgrader's LateSubmissionPlugin.penalty_method: "none" (late work is flagged, graded on
     # its merits) or "zero" (late work scores 0); see docs/hub.md, "Due dates"
     late_penalty: str = "none"
@@ -238,6 +247,16 @@ def publish_issuer(settings: HubSettings) -> Path | None:
     )
 
 
+def publish_course(settings: HubSettings) -> Path:
+    """Publish the course root's ``course.yaml`` to learners (their configuration folder), so
+    a fetched notebook's grade cells and ``f0 check`` know the course's modules and exercises;
+    the checks themselves run on the course's grading service (``f0 serve --hub``)."""
+    from academy.learner.published import write_published_course
+
+    course = manifest.load.__wrapped__(settings.course_root())  # not cached: it may change
+    return write_published_course(settings.config_dir("learner"), course)
+
+
 def make_course_root(settings: HubSettings, instructor: Person) -> Path:
     """The instructor's course root, a copy of the course files; kept when it exists."""
     root = settings.course_root(instructor)
@@ -280,7 +299,7 @@ def prepare(settings: HubSettings) -> HubSettings:
     os.chmod(exchange, 0o1777)
     if not settings.password:
         settings.password = secrets.token_urlsafe(12)
-    for attr in ("hub_port", "proxy_api_port", "service_port"):
+    for attr in ("hub_port", "proxy_api_port", "service_port", "grading_port"):
         if not getattr(settings, attr):
             setattr(settings, attr, free_port())
     settings.proxy = settings.proxy or str(PROXY_BIN)
@@ -296,6 +315,7 @@ def prepare(settings: HubSettings) -> HubSettings:
     instructor_config(settings)
     make_course_root(settings, settings.instructors()[0])
     publish_issuer(settings)
+    publish_course(settings)
     return settings
 
 

@@ -11,7 +11,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from academy.hub import COURSE_ID, FORMGRADE_GROUP, INSTRUCTORS_GROUP, STUDENT_GROUP
+from academy.hub import (
+    COURSE_ID,
+    FORMGRADE_GROUP,
+    GRADING_SERVICE,
+    INSTRUCTORS_GROUP,
+    STUDENT_GROUP,
+)
 from academy.hub.deploy import HubSettings, groups
 
 if TYPE_CHECKING:  # JupyterHub's config loader puts get_config() in this file's namespace
@@ -93,8 +99,12 @@ def pre_spawn_hook(spawner):
         spawner.notebook_dir = str(settings.course_root(settings.instructors()[0]))
     else:
         spawner.notebook_dir = "~"
+        # grade cells and `f0 check` send the notebook to the course's grading service, with
+        # the learner's own JUPYTERHUB_API_TOKEN; the hidden suites never reach the learner
+        spawner.environment["F0_SERVICE_URL"] = grading_url
 
 
+grading_url = f"http://127.0.0.1:{settings.grading_port}"
 c.Spawner.pre_spawn_hook = pre_spawn_hook
 
 # --- the course service: the formgrader, as the instructor -----------------------------
@@ -112,5 +122,23 @@ c.JupyterHub.services = [
             "JUPYTERHUB_DEFAULT_URL": "/formgrader",
             "JUPYTER_CONFIG_PATH": str(settings.config_dir("instructor")),
         },
-    }
+    },
+    {  # the grading service: learners' checks on the hidden suites, as the instructor
+        "name": GRADING_SERVICE,
+        "display": False,
+        "url": grading_url,
+        "command": [
+            f"{venv_bin}/f0",
+            "serve",
+            "--hub",  # reads JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN, set by the hub
+            *("--host", "127.0.0.1", "--port", str(settings.grading_port)),
+            *("--course", str(settings.course_root()), "--workers", "1"),
+        ],
+        "user": instructors[0],
+        "cwd": str(settings.course_root()),
+        "environment": {
+            "PATH": path,
+            "JUPYTER_CONFIG_PATH": str(settings.config_dir("instructor")),
+        },
+    },
 ]

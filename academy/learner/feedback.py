@@ -51,8 +51,11 @@ def not_started(module: Module, nb: Any, released: Any | None) -> set[str]:
         mine = solution_cells(nb, exercise)
         if not mine:
             continue
-        stubs = {_meta(c).get("grade_id"): _source(c) for c in solution_cells(released, exercise)}
-        if released is not None and stubs:
+        stubs = {
+            _meta(c).get("grade_id"): _source(c)
+            for c in (solution_cells(released, exercise) if released is not None else [])
+        }
+        if stubs:  # the release at hand (a checkout): untouched means equal to it
             untouched = all(
                 _source(c).strip() == stubs.get(_meta(c).get("grade_id"), "").strip() for c in mine
             )

@@ -15,8 +15,11 @@ It does nothing (prints nothing, raises nothing) where the hidden suites are not
 the notebook is not the learner's: outside a course checkout (an instructor's sandboxed
 autograde kernel sees no course), for notebooks outside ``work/`` and ``exercises/`` (the
 executed ``solutions/`` and nbgrader's ``autograded/`` copies, which are graded by
-``ScoreHiddenSuites`` instead), or when the module's suite is missing. One notebook file
-is graded once per saved version: the five grade cells of a module share one run.
+``ScoreHiddenSuites`` instead), or when the module's suite is missing and no grading service
+is configured. On JupyterHub, where the hub sets ``F0_SERVICE_URL`` and publishes the course
+manifest, a fetched notebook is checked on the course's grading service (``f0 serve --hub``),
+and the learner holds no suite. One notebook file is graded once per saved version: the five
+grade cells of a module share one run.
 """
 
 from __future__ import annotations
@@ -134,11 +137,29 @@ class ExerciseNotPassed(CaseFailed):
 
 
 def learner_notebook(module_id: str, cwd: Path | None = None):
-    """(course, module, notebook path) to check, or None where checking does not apply."""
-    here = (cwd or Path.cwd()).resolve()
-    if not LEARNER_AREAS_NAMES.intersection(here.parts):
-        return None  # e.g. nbgrader's autograded/ copy: no course to load (the cheap answer)
+    """(course, module, notebook path) to check, or None where checking does not apply.
 
+    Two kinds of learner notebook are checked: one in a course checkout's ``work/`` or
+    ``exercises/`` (the embedded lab, a hand-out), and, where the course's grading service is
+    configured (``F0_SERVICE_URL``), a notebook fetched anywhere else with the course manifest
+    the hub publishes (``academy.learner.published``)."""
+    here = (cwd or Path.cwd()).resolve()
+    if LEARNER_AREAS_NAMES.intersection(here.parts):
+        return _in_checkout(module_id, here)
+    if os.environ.get("F0_SERVICE_URL"):
+        return _fetched(module_id, here)
+    return None  # e.g. nbgrader's autograded/ copy: no course to load (the cheap answer)
+
+
+def _notebook_in(here: Path, notebook: str) -> Path | None:
+    """The notebook this kernel runs (JupyterLab names it), else ``notebook`` in ``here``."""
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    candidates = [Path(session)] if session.endswith(".ipynb") else []
+    candidates.append(here / notebook)
+    return next((p.resolve() for p in candidates if p.is_file() and p.parent == here), None)
+
+
+def _in_checkout(module_id: str, here: Path):
     from academy import manifest
     from academy.errors import AcademyError
 
@@ -147,12 +168,11 @@ def learner_notebook(module_id: str, cwd: Path | None = None):
         module = course.module(module_id)
     except (AcademyError, OSError):
         return None
-    if not course.suite_path(module).exists():  # a suite file, or a folder of them
+    graded_here = course.suite_path(module).exists()  # a suite file, or a folder of them
+    on_service = (course.root / ".f0" / "service.yaml").is_file()
+    if not (graded_here or on_service or os.environ.get("F0_SERVICE_URL")):
         return None
-    session = os.environ.get("JPY_SESSION_NAME", "")
-    candidates = [Path(session)] if session.endswith(".ipynb") else []
-    candidates.append(here / module.notebook)
-    path = next((p.resolve() for p in candidates if p.is_file() and p.parent == here), None)
+    path = _notebook_in(here, module.notebook)
     if path is None:
         return None
     try:
@@ -162,6 +182,21 @@ def learner_notebook(module_id: str, cwd: Path | None = None):
     if area not in LEARNER_AREAS:
         return None
     return course, module, path
+
+
+def _fetched(module_id: str, here: Path):
+    from academy.errors import AcademyError
+    from academy.learner.published import published_course
+
+    try:
+        course = published_course()
+        module = course.module(module_id) if course is not None else None
+    except (AcademyError, OSError):
+        return None
+    if course is None or module is None:
+        return None
+    path = _notebook_in(here, module.notebook)
+    return None if path is None else (course, module, path)
 
 
 def check_exercise(module_id: str, exercise_id: str) -> None:
@@ -181,9 +216,11 @@ def check_exercise(module_id: str, exercise_id: str) -> None:
     result = _cache.get(key)
     if result is None:
         _cache.clear()
-        result = _cache[key] = check_notebook(course, module, path)
+        # progress is kept in a course checkout; a fetched notebook's grade is the instructor's
+        in_checkout = path.is_relative_to(course.root)
+        result = _cache[key] = check_notebook(course, module, path, record=in_checkout)
     line = result.line(exercise_id)
-    where = path.relative_to(course.root)
+    where = path.relative_to(course.root) if path.is_relative_to(course.root) else path.name
     if line.status == "passed":
         print(
             f"✓ Exercise {exercise_id}: {line.score:g} / {line.exercise.points:g}, every "

@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import signal
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -166,6 +167,7 @@ class GradingService:
         self._nthreads = 0
         self._asked = 0.0
         self._dispatcher: asyncio.Task | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -175,12 +177,16 @@ class GradingService:
         if self.scheduler:
             client = await Client(self.scheduler, asynchronous=True, timeout="30s")
         else:
+            # the workers' scratch folder is this account's own: a shared /tmp/dask-scratch-space
+            # made by another account (on the hub, root or a learner) would stop them
+            self._scratch = tempfile.TemporaryDirectory(prefix="f0-dask-")
             self.cluster = await LocalCluster(
                 n_workers=max(1, self.workers),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
                 host="127.0.0.1",
+                local_directory=self._scratch.name,
                 asynchronous=True,
             )
             client = await Client(self.cluster, asynchronous=True)
@@ -200,6 +206,8 @@ class GradingService:
             closing = self.cluster.close()  # an awaitable: the cluster is asynchronous
             if closing is not None:
                 await closing
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
     # --- requests -----------------------------------------------------------------------------
 
