@@ -14,7 +14,11 @@
 * a late resubmission: collect takes the newest, autograde grades it, the gradebook shows it
   late under the course's penalty (and nbgrader's "zero"), honest scores stay exact;
 * the real hub: logins, spawned servers, the formgrader for the instructor only (browser);
-  a learner fetches, edits, saves and submits in the browser, and grading finds that edit.
+* the whole loop in browsers (module 2): the instructor generates, releases, collects,
+  autogrades and generates and releases feedback in the formgrader; two learners, each in a
+  browser context of their own, fetch from the Assignment List, type their solutions into
+  the page, check exercises there (on the hub's grading service, `f0 serve --hub`), submit,
+  fetch feedback, read its per-exercise messages, and one opens and verifies her certificate.
 
 Needs root (useradd, runuser); every account, process and file made here is removed.
 Run alone with ``.venv/bin/python -m pytest tests/test_hub.py``.
@@ -74,7 +78,8 @@ def deployment():
         "ada": f"f0-t{tag}-ada",  # fully correct, through the loop
         "alan": f"f0-t{tag}-alan",  # exercises 1.1 and 1.2 only, through the loop
         "kat": f"f0-t{tag}-kat",  # submits on time, then again after the due date
-        "rad": f"f0-t{tag}-rad",  # works in the browser
+        "rad": f"f0-t{tag}-rad",  # module 2 in the browser, fully correct
+        "mae": f"f0-t{tag}-mae",  # module 2 in the browser, exercise 2.1 only
     }
     roster = base / "roster.csv"
     roster.write_text(
@@ -84,6 +89,7 @@ def deployment():
         f"{names['alan']},Alan,Turing,alan@example.org,learner\n"
         f"{names['kat']},Katherine,Johnson,kat@example.org,learner\n"
         f"{names['rad']},Radia,Perlman,radia@example.org,learner\n"
+        f"{names['mae']},Mae,Jemison,mae@example.org,learner\n"
     )
     settings = HubSettings(
         state=str(base / "state"),
@@ -92,6 +98,8 @@ def deployment():
         password=secrets.token_urlsafe(8),
         port=free_port(),
     )
+    if os.environ.get("F0_HUB_RUNTIME"):  # another runtime environment (two checkouts at once)
+        settings.runtime = os.environ["F0_HUB_RUNTIME"]
     os.chmod(base, 0o755)
     start = time.monotonic()
     try:
@@ -197,14 +205,14 @@ def loop(deployment):
     return settings, names, graded
 
 
-def gradebook_scores(settings) -> dict[str, tuple[float, dict[str, float]]]:
+def gradebook_scores(settings, assignment: str = MODULE.id) -> dict[str, tuple[float, dict]]:
     from nbgrader.api import Gradebook
 
     scores = {}
     with Gradebook(f"sqlite:///{settings.course_root() / 'gradebook.db'}", COURSE_ID) as gb:
         for student in gb.students:
             try:
-                sub = gb.find_submission(MODULE.id, student.id)
+                sub = gb.find_submission(assignment, student.id)
             except Exception:
                 continue
             nb = sub.notebooks[0]
@@ -760,10 +768,162 @@ NOTEBOOK_OPEN = """(path) => {
 SAVED = "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
 
 
-def test_a_learner_fetches_edits_and_submits_in_the_browser(loop, hub):
-    """Radia signs in to the hub, fetches module 1 from nbgrader's Assignment List, opens the
-    notebook from there, types exercise 1.1 into its solution cell, saves, and submits from
-    the Assignment List; the instructor's collect and autograde find exactly what she typed."""
+BROWSER_MODULE = COURSE.module("module2")
+BROWSER_LEVEL = r"""
+import pathlib, yaml
+path = pathlib.Path.cwd() / "course.yaml"
+raw = yaml.safe_load(path.read_text())
+raw["levels"] = [lv for lv in raw["levels"] if lv["id"] != "silver"]
+raw["levels"].append({"id": "silver", "title": "Advanced Context Usage", "modules": [2]})
+path.write_text(yaml.safe_dump(raw, sort_keys=False))
+"""
+RUN_CELL = """async (gradeId) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const notebook = panel.content;
+    const index = notebook.widgets.findIndex(
+        (cell) => (cell.model.getMetadata('nbgrader') || {}).grade_id === gradeId);
+    notebook.activeCellIndex = index;
+    notebook.widgets[index].node.id = 'f0-ran-' + gradeId;
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+    return index;
+}"""
+
+
+class Formgrader:
+    """The instructor's formgrader page (the course service): one button, one success."""
+
+    def __init__(self, page, service: str) -> None:
+        self.page, self.service = page, service
+
+    def assignments(self) -> None:
+        self.page.goto(f"{self.service}/formgrader/manage_assignments")
+        self.page.wait_for_selector("text=Manage Assignments", timeout=60_000)
+
+    def press(self, row_text: str, column: str, step: str, shot: str | None = None) -> None:
+        start = time.monotonic()
+        row = self.page.locator("tr", has=self.page.locator(f"td >> text='{row_text}'"))
+        row.first.locator(f"td.{column} a").click()
+        done = self.page.locator("#success-modal, #error-modal")
+        done.first.wait_for(timeout=300_000)
+        said = done.first.inner_text()
+        if shot:
+            self.page.screenshot(path=str(ARTIFACTS / shot))
+        assert self.page.locator("#success-modal").count() == 1, f"{step}: {said[-2000:]}"
+        self.page.locator("#success-modal .modal-footer button").first.click()
+        self.page.locator("#success-modal").wait_for(state="detached", timeout=30_000)
+        TIMINGS[f"browser: formgrader {step}"] = time.monotonic() - start
+
+
+class LearnerPage:
+    """A learner's JupyterLab on the hub, with nbgrader's Assignment List."""
+
+    def __init__(self, browser, url: str, name: str, password: str) -> None:
+        self.url, self.name = url, name
+        self.context, self.page = _login(browser, url, name, password)
+        self.page.set_viewport_size({"width": 1400, "height": 900})
+        self.page.wait_for_url(re.compile(r".*/user/.*/lab.*"), timeout=120_000)
+        self.page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+        self.item = f"#nbgrader-{COURSE_ID}-{BROWSER_MODULE.id}"
+
+    def assignment_list(self) -> None:
+        page = self.page
+        tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Assignments")
+        if tab.count():
+            tab.first.click()
+            return
+        page.locator("#jp-menu-panel .lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+        page.locator('li[data-command="nbgrader:open-assignment-list"]').click()
+
+    def listed(self, which: str):
+        lst = self.page.locator(f"#{which}_assignments_list > .list_item")
+        return lst.filter(has_text=BROWSER_MODULE.id).first
+
+    def fetch(self) -> None:
+        self.assignment_list()
+        self.listed("released").wait_for(timeout=60_000)
+        self.listed("released").locator(".item_status button").click()
+        self.listed("fetched").wait_for(timeout=60_000)
+
+    def open_notebook(self) -> None:
+        page, a = self.page, BROWSER_MODULE.id
+        page.locator(f"#fetched_assignments_list a:text-is('{a}')").click()
+        page.locator(f"{self.item}.collapse.in").wait_for(timeout=30_000)
+        stem = Path(BROWSER_MODULE.notebook).stem
+        page.locator(f"{self.item} .list_item a", has_text=stem).first.click()
+        page.wait_for_function(NOTEBOOK_OPEN, arg=BROWSER_MODULE.notebook, timeout=60_000)
+
+    def type_cell(self, grade_id: str, text: str) -> None:
+        page = self.page
+        page.evaluate(
+            "() => { const n = document.getElementById('f0-target-cell'); if (n) n.id = ''; }"
+        )
+        assert page.evaluate(CELL_NODE, grade_id), f"no cell {grade_id}"
+        page.locator("#f0-target-cell .cm-content").click()
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Delete")
+        page.keyboard.insert_text(text)
+
+    def save(self) -> None:
+        self.page.keyboard.press("Control+s")
+        self.page.wait_for_function(SAVED, timeout=30_000)
+
+    def run_grade_cell(self, grade_id: str, expect: str) -> str:
+        """Run an exercise's grade cell (the course's check, on the grading service) and
+        return what it shows once ``expect`` appears under it."""
+        self.page.evaluate(RUN_CELL, grade_id)
+        output = self.page.locator(f"#f0-ran-{grade_id} .jp-OutputArea")
+        output.filter(has_text=expect).wait_for(timeout=180_000)
+        output.scroll_into_view_if_needed()
+        return output.inner_text()
+
+    def submit(self) -> None:
+        self.assignment_list()
+        self.listed("fetched").locator('.item_status button:text("Submit")').click()
+        self.page.locator(f"{self.item}-submissions > .list_item").nth(1).wait_for(timeout=60_000)
+
+    def fetch_feedback(self) -> None:
+        self.assignment_list()
+        self.page.locator(
+            "#submitted_assignments_list .item_status button", has_text="Fetch Feedback"
+        ).first.click()
+        self.page.locator("#submitted_assignments_list a", has_text="view feedback").first.wait_for(
+            timeout=60_000
+        )
+
+    def feedback_files(self) -> list[str]:
+        """The HTML files fetch_feedback brought (read through the learner's own server)."""
+        xsrf = next((c["value"] for c in self.context.cookies() if c["name"] == "_xsrf"), "")
+        api = f"{self.url}/user/{self.name}/api/contents/{BROWSER_MODULE.id}/feedback"
+        stamps = self.context.request.get(api, headers={"X-XSRFToken": xsrf}).json()["content"]
+        newest = sorted(s["name"] for s in stamps)[-1]
+        files = self.context.request.get(f"{api}/{newest}", headers={"X-XSRFToken": xsrf})
+        return [
+            f"{BROWSER_MODULE.id}/feedback/{newest}/{f['name']}" for f in files.json()["content"]
+        ]
+
+    def show(self, path: str, shot: str, at: str | None = None) -> str:
+        """Open a file of the learner's in a tab of its own (scrolled to ``at``), look."""
+        view = self.context.new_page()
+        view.set_viewport_size({"width": 1100, "height": 900})
+        view.goto(f"{self.url}/user/{self.name}/files/{path}")
+        if at:
+            view.get_by_text(at).first.scroll_into_view_if_needed()
+        view.screenshot(path=str(ARTIFACTS / shot))
+        text = view.inner_text("body")
+        view.close()
+        return text
+
+
+def test_the_whole_loop_in_browsers(certificates, hub):
+    """Issue 16's loop, every step in the page except issuing and verifying certificates:
+    the instructor generates and releases module 2 in the formgrader; Radia (fully correct)
+    and Mae (exercise 2.1 only), each in a browser context of their own, fetch it from the
+    Assignment List, type their solutions into the page, run a grade cell (the check runs on
+    the course's grading service: no suite on their side), save and submit; the instructor
+    collects, autogrades each submission, generates feedback in the formgrader, issues
+    certificates (`f0 issue --feedback`) and releases the feedback; the learners fetch it,
+    read the per-exercise messages, and Radia opens her certificate and verifies it (`f0
+    verify`, on her account). The gradebook holds exactly what they typed."""
     if sync_api is None:
         pytest.skip("playwright is not installed")
     if not CHROMIUM.exists():
@@ -771,76 +931,128 @@ def test_a_learner_fetches_edits_and_submits_in_the_browser(loop, hub):
     from test_browser import LAUNCH_ARGS
 
     settings, names, url, proc = hub
-    rad, a = names["rad"], MODULE.id
-    marker = f"# typed in the browser {secrets.token_hex(4)}"
-    reference = solution_sources(COURSE, MODULE)["ex_1_1_solution"]
-    typed = "\n".join([marker, *(line for line in reference.split("\n") if "SOLUTION" not in line)])
-    course_item = f"#nbgrader-{COURSE_ID}-{a}"
+    a, module = BROWSER_MODULE.id, BROWSER_MODULE
+    rad, mae = names["rad"], names["mae"]
+    solutions = {
+        grade_id: "\n".join(line for line in text.split("\n") if "SOLUTION" not in line)
+        for grade_id, text in solution_sources(COURSE, module).items()
+    }
+    typed = {rad: solutions, mae: {"ex_2_1_solution": solutions["ex_2_1_solution"]}}
+    as_instructor(settings, names, "python", "-c", BROWSER_LEVEL)  # silver: module 2 (a test's)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    service = f"{url}/services/{COURSE_ID}"
+    total = time.monotonic()
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            start = time.monotonic()
-            ctx, page = _login(browser, url, rad, settings.password)
-            page.set_viewport_size({"width": 1400, "height": 900})
-            page.wait_for_url(re.compile(r".*/user/.*/lab.*"), timeout=120_000)
-            page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
-            TIMINGS["browser: login + spawn + lab"] = time.monotonic() - start
+            ictx, ipage = _login(browser, url, names["instructor"], settings.password)
+            ipage.set_viewport_size({"width": 1400, "height": 900})
+            ipage.wait_for_url(re.compile(r".*/user/.*/lab.*"), timeout=120_000)
+            grader = Formgrader(ipage, service)
+            grader.assignments()
+            grader.press(a, "assign", "generate")
+            grader.press(a, "release", "release", "loop-1-released.png")
 
-            # the Assignment List, from the Nbgrader menu; fetch module 1
+            learners = {}
+            for name in (rad, mae):
+                start = time.monotonic()
+                learners[name] = learner = LearnerPage(browser, url, name, settings.password)
+                learner.fetch()
+                learner.open_notebook()
+                for grade_id, text in typed[name].items():
+                    learner.type_cell(grade_id, text)
+                learner.save()
+                TIMINGS["browser: learner login, fetch, type, save"] = time.monotonic() - start
             start = time.monotonic()
-            page.locator("#jp-menu-panel .lm-MenuBar-itemLabel", has_text="Nbgrader").click()
-            page.locator('li[data-command="nbgrader:open-assignment-list"]').click()
-            released = page.locator("#released_assignments_list > .list_item")
-            released.filter(has_text=a).first.wait_for(timeout=60_000)
-            page.screenshot(path=str(ARTIFACTS / "browser-1-assignment-list.png"))
-            released.filter(has_text=a).first.locator(".item_status button").click()
-            fetched = page.locator("#fetched_assignments_list > .list_item").filter(has_text=a)
-            fetched.first.wait_for(timeout=60_000)
-            TIMINGS["browser: fetch from the Assignment List"] = time.monotonic() - start
+            shown = learners[rad].run_grade_cell("hidden_2_4", "Exercise 2.4")
+            assert "✓ Exercise 2.4: 5 / 5" in shown, shown
+            learners[rad].page.screenshot(path=str(ARTIFACTS / "loop-2-radia-checked.png"))
+            shown = learners[mae].run_grade_cell("hidden_2_2", "Exercise 2.2")
+            assert "Exercise 2.2 is not started" in shown and "✓" not in shown, shown
+            assert "def test_" not in shown and "@case(" not in shown
+            learners[mae].page.screenshot(path=str(ARTIFACTS / "loop-2-mae-checked.png"))
+            TIMINGS["browser: two checks in the page (grading service)"] = time.monotonic() - start
+            for name in (rad, mae):
+                learners[name].submit()
+            learners[mae].page.screenshot(path=str(ARTIFACTS / "loop-3-mae-submitted.png"))
 
-            # open the notebook from the list, type exercise 1.1, save
-            start = time.monotonic()
-            page.locator(f"#fetched_assignments_list a:text-is('{a}')").click()
-            page.locator(f"{course_item}.collapse.in").wait_for(timeout=30_000)
-            stem = Path(MODULE.notebook).stem
-            page.locator(f"{course_item} .list_item a", has_text=stem).first.click()
-            page.wait_for_function(NOTEBOOK_OPEN, arg=MODULE.notebook, timeout=60_000)
-            assert page.evaluate(CELL_NODE, "ex_1_1_solution"), "no cell ex_1_1_solution"
-            editor = page.locator("#f0-target-cell .cm-content")
-            editor.click()
-            page.keyboard.press("Control+a")
-            page.keyboard.press("Delete")
-            page.keyboard.insert_text(typed)
-            page.keyboard.press("Control+s")
-            page.wait_for_function(SAVED, timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "browser-2-notebook-edited.png"))
-            TIMINGS["browser: open, type, save"] = time.monotonic() - start
+            grader.assignments()
+            grader.press(a, "collect", "collect")
+            ipage.goto(f"{service}/formgrader/manage_submissions/{a}")
+            for name in (rad, mae):
+                grader.press(name, "autograde", f"autograde {name[-3:]}")
+            ipage.screenshot(path=str(ARTIFACTS / "loop-4-autograded.png"), full_page=True)
+            grader.assignments()
+            grader.press(a, "generate-feedback", "generate feedback")
+            with timed("browser: f0 issue --feedback"):
+                issued = as_instructor(settings, names, "f0", "issue", "--feedback", a).stdout
+            assert f"{rad}: silver" in issued and f"{mae}: no level reached" in issued, issued
+            grader.press(a, "release-feedback", "release feedback")
 
-            # submit from the Assignment List
             start = time.monotonic()
-            page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Assignments").click()
-            fetched.first.locator('.item_status button:text("Submit")').click()
-            page.locator(f"{course_item}-submissions > .list_item").nth(1).wait_for(timeout=60_000)
-            page.screenshot(path=str(ARTIFACTS / "browser-3-submitted.png"))
-            TIMINGS["browser: submit from the Assignment List"] = time.monotonic() - start
-            ctx.close()
+            read = {}
+            for name in (rad, mae):
+                learners[name].fetch_feedback()
+                files = learners[name].feedback_files()
+                page = next(f for f in files if f.endswith(Path(module.notebook).stem + ".html"))
+                second = module.exercises[1]  # Mae's first unsolved exercise: its message
+                at = f"{second.title}: 0 / {second.points:g}" if name == mae else None
+                read[name] = learners[name].show(page, f"loop-5-feedback-{name[-3:]}.png", at)
+                assert ("certificate.html" in "".join(files)) == (name == rad), files
+            TIMINGS["browser: fetch and read feedback"] = time.monotonic() - start
+            learners[mae].page.screenshot(path=str(ARTIFACTS / "loop-5-mae-feedback-fetched.png"))
+            for exercise in module.exercises:  # per exercise: her score, then what is wrong
+                got = exercise.points if exercise.id == "2.1" else 0
+                said = f"Exercise {exercise.id} · {exercise.title}: {got:g} / {exercise.points:g}"
+                assert said in read[mae], said
+            assert "✗ " in read[mae]
+            assert "def test_" not in read[mae] and "@case(" not in read[mae]
+            certificate = next(
+                f for f in learners[rad].feedback_files() if f.endswith("certificate.html")
+            )
+            shown = learners[rad].show(certificate, "loop-6-radia-certificate.png")
+            assert "Radia Perlman" in shown and "silver" in shown.lower(), shown[:500]
+            for learner in learners.values():
+                learner.context.close()
+            ictx.close()
         finally:
             browser.close()
+    TIMINGS["browser: whole loop"] = time.monotonic() - total
 
-    # the instructor collects and grades exactly what was typed
-    with timed("browser submission: collect + autograde"):
-        as_instructor(settings, names, "nbgrader", "collect", a, f"--student={rad}")
-        collected = settings.course_root() / "submitted" / rad / a / MODULE.notebook
-        nb = nbformat.read(collected, as_version=4)
-        (source,) = (
-            c.source
-            for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id") == "ex_1_1_solution"
-        )
-        assert source.strip() == typed.strip(), source
-        as_instructor(settings, names, "nbgrader", "autograde", a, f"--student={rad}")
-    scores = gradebook_scores(settings)[rad][1]
-    expected = {e.grade_cell: float(e.points if e.id == "1.1" else 0) for e in MODULE.exercises}
-    assert scores == expected, scores
+    with timed("browser: f0 verify (as the learner)"):
+        ok = as_learner(settings, rad, "f0", "verify", str(home(rad) / certificate), check=False)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK: Silver"), ok.stdout + ok.stderr
+    scores = gradebook_scores(settings, a)
+    for name in (rad, mae):
+        solved = {g.replace("_solution", "").replace("ex_", "") for g in typed[name]}
+        expected = {
+            e.grade_cell: float(e.points if e.id.replace(".", "_") in solved else 0)
+            for e in module.exercises
+        }
+        assert scores[name][1] == expected, (name, scores[name])
     assert proc.poll() is None
+
+
+def test_stopping_the_hub_leaves_no_process_behind(hub):
+    """The last test: stopping the hub stops everything it started, as each account: every
+    learner's and the instructor's server and kernels, the formgrader, the grading service and
+    its Dask workers, and the proxy."""
+    psutil = pytest.importorskip("psutil")
+    settings, names, _, proc = hub
+    accounts = set(names.values())
+    started = {p.pid for p in psutil.process_iter(["username"]) if p.info["username"] in accounts}
+    assert started, "no process ran as the course's accounts while the hub was up"
+    proc.terminate()
+    proc.wait(timeout=60)
+    left: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = [
+            f"{p.info['username']} {p.pid}: {' '.join(p.info['cmdline'] or [])[:120]}"
+            for p in psutil.process_iter(["username", "cmdline"])
+            if p.info["username"] in accounts or settings.state in " ".join(p.info["cmdline"] or [])
+        ]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, "still running after the hub stopped:\n" + "\n".join(left)
