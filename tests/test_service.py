@@ -30,6 +30,8 @@ TOKENS = {
     "ben": "ben-token-0123456789",
     "cai": "cai-token-0123456789",
     "dee": "dee-token-0123456789",
+    "fay": "fay-token-0123456789",  # the fetched-notebook tests (their own rate budget)
+    "gus": "gus-token-0123456789",
 }
 RATE = 8
 
@@ -447,7 +449,7 @@ def test_a_fetched_notebooks_grade_cells_check_it_on_the_service(
     monkeypatch.delenv("F0_SERVICE_URL", raising=False)
     assert incell.learner_notebook(MODULE.id, folder) is None  # no service: nothing to check
     monkeypatch.setenv("F0_SERVICE_URL", service)
-    monkeypatch.setenv("F0_SERVICE_TOKEN", TOKENS["dee"])
+    monkeypatch.setenv("F0_SERVICE_TOKEN", TOKENS["fay"])
     found = incell.learner_notebook(MODULE.id, folder)
     assert found is not None and found[2] == folder / MODULE.notebook
     assert found[0].root == config / "framework0-academy" / "course"
@@ -468,7 +470,7 @@ def test_f0_check_and_nbgrader_validate_on_a_fetched_notebook_use_the_service(se
             "HOME": str(home),
             "JUPYTER_CONFIG_PATH": str(config),
             "F0_SERVICE_URL": service,
-            "F0_SERVICE_TOKEN": TOKENS["dee"],
+            "F0_SERVICE_TOKEN": TOKENS["gus"],
         }
     )
     f0 = [sys.executable, "-m", "academy.cli"]

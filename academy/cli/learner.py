@@ -47,7 +47,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if fetched is not None:  # on the hub: a fetched notebook, checked on the course's service
         module = fetched.module(args.module)
         path = Path(args.notebook or Path(module.id) / module.notebook)
-        return CheckRun(fetched, module, path).run(args.json, args.verbose)
+        return CheckRun(fetched, module, path, record=False).run(args.json, args.verbose)
     course = manifest.load()
     module = course.module(args.module)
     path = _notebook(course, module, args.notebook)

@@ -18,10 +18,13 @@ __all__ = ["CheckRun"]
 class CheckRun:
     """Grade one notebook with a module's hidden suite, record it, and show the report."""
 
-    def __init__(self, course: manifest.Course, module: manifest.Module, path: Path) -> None:
+    def __init__(
+        self, course: manifest.Course, module: manifest.Module, path: Path, record: bool = True
+    ) -> None:
         self.course = course
         self.module = module
         self.path = path
+        self.record = record  # False on the hub: the instructor's gradebook is the record
 
     def run(self, as_json: bool = False, verbose: bool = False) -> int:
         from academy.learner.checking import check_identity, check_notebook, read_notebook
@@ -32,9 +35,7 @@ class CheckRun:
                 f"Checking [bold]{escape(str(self.path))}[/bold] against module "
                 f"{self.module.number}'s hidden tests..."
             )
-        # progress lives in a course checkout; a fetched notebook (on the hub) is not recorded
-        in_checkout = self.path.resolve().is_relative_to(self.course.root)
-        result = check_notebook(self.course, self.module, self.path, record=in_checkout)
+        result = check_notebook(self.course, self.module, self.path, record=self.record)
         report = result.report
         if as_json:
             data = report.to_json()
