@@ -539,6 +539,38 @@ def test_learners_cannot_read_others_or_instructor_files(loop):
         assert where.stdout.startswith(settings.runtime)
 
 
+def test_what_learners_hold_has_no_suite_and_no_solution(certificates):
+    """After the loop (fetched notebooks, feedback, certificates): nothing a learner holds,
+    in their home or in the learners' configuration folder (the published course.yaml, the
+    course key, nbgrader's settings), has a line of hidden-suite code; the configuration
+    folder has no reference-solution line either (a home holds the learner's own answers,
+    which for Ada are the reference's)."""
+    from test_service import fingerprints, suite_code_lines
+
+    settings, names, *_ = certificates
+    # a learner's own answers may share a line with a suite (Ada's are the reference's)
+    answers = "\n".join(t for m in COURSE.modules for t in solution_sources(COURSE, m).values())
+    suite_marks = {line for line in suite_code_lines() if line not in answers}
+    all_marks = fingerprints()
+    assert len(suite_marks) > 100 and len(all_marks) > 300  # plenty to find
+    config = settings.config_dir("learner")
+    published = config / "framework0-academy" / "course" / "course.yaml"
+    assert published.is_file()  # the hub's learners check with it (f0 serve --hub)
+    places = [(config, all_marks)]
+    places += [(home(names[who]), suite_marks) for who in ("ada", "alan", "kat", "rad", "mae")]
+    found, scanned = [], 0
+    for folder, marks in places:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+            text = path.read_bytes()[: 4 * 2**20].decode("utf-8", "replace")
+            scanned += 1
+            found += [(str(path), line) for line in marks if line in text]
+    assert scanned > 10
+    assert not found, found[:10]
+    # the scan would see a suite handed out: one suite file, as a learner's feedback would be
+    leak = COURSE.suite_files(MODULE)[0].read_text(encoding="utf-8")
+    assert [line for line in suite_marks if line in leak]
+
+
 def stock_collect(settings, names, folder):
     as_instructor(
         settings,
