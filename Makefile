@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m academy.env   # skip a 1.4 s grammar build in every process (academy/env.py)
 	touch $(STAMP)
 
 # The learner lab: f0 lab = f0 start (work/, never overwritten), then jupyter lab with

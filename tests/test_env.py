@@ -59,3 +59,22 @@ def test_a_grading_process_ends_with_the_process_that_started_it(protected):
     finally:
         if _alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_the_site_hook_skips_rfc3987_syntax_in_every_process(tmp_path):
+    """`make env` installs academy.env's .pth hook: a process that imports jsonschema (stock
+    nbgrader, a Jupyter server) without importing academy no longer builds the grammar."""
+    import sysconfig
+    from pathlib import Path
+
+    from academy.env import SITE_HOOK, install_site_hook
+
+    written = install_site_hook(tmp_path)
+    assert written == tmp_path / SITE_HOOK and written.read_text().startswith("import sys;")
+    installed = Path(sysconfig.get_paths()["purelib"]) / SITE_HOOK
+    assert installed.is_file(), f"{installed} is missing: make env installs it"
+    probe = "import jsonschema, sys; print('academy' in sys.modules, sys.modules['rfc3987_syntax'])"
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "None"], out

@@ -177,6 +177,7 @@ def ensure_runtime(settings: HubSettings, log=print) -> Path:
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--force-reinstall", "--no-deps", str(checkout)], check=True)
     subprocess.run([*pip, f"{checkout}[course,hub]"], check=True)
+    subprocess.run([str(python), "-m", "academy.env"], check=True)  # academy.env.SITE_HOOK
     for folder in [runtime, *runtime.parents][:2]:
         os.chmod(folder, 0o755)
     stamp_file.write_text(stamp)
