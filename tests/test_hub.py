@@ -541,10 +541,10 @@ def test_learners_cannot_read_others_or_instructor_files(loop):
 
 def test_what_learners_hold_has_no_suite_and_no_solution(certificates):
     """After the loop (fetched notebooks, feedback, certificates): nothing a learner holds,
-    in their home or in the learners' configuration folder (the published course.yaml, the
-    course key, nbgrader's settings), has a line of hidden-suite code; the configuration
-    folder has no reference-solution line either (a home holds the learner's own answers,
-    which for Ada are the reference's)."""
+    in their home, in the learners' configuration folder (the published course.yaml, the
+    course key, nbgrader's settings) or in what the exchange releases, has a line of
+    hidden-suite code; the configuration folder and the release have no reference-solution
+    line either (a home holds the learner's own answers, which for Ada are the reference's)."""
     from test_service import fingerprints, suite_code_lines
 
     settings, names, *_ = certificates
@@ -556,7 +556,9 @@ def test_what_learners_hold_has_no_suite_and_no_solution(certificates):
     config = settings.config_dir("learner")
     published = config / "framework0-academy" / "course" / "course.yaml"
     assert published.is_file()  # the hub's learners check with it (f0 serve --hub)
-    places = [(config, all_marks)]
+    outbound = Path(settings.exchange) / COURSE_ID / "outbound"  # what release hands out
+    assert (outbound / MODULE.id / MODULE.notebook).is_file()
+    places = [(config, all_marks), (outbound, all_marks)]
     places += [(home(names[who]), suite_marks) for who in ("ada", "alan", "kat", "rad", "mae")]
     found, scanned = [], 0
     for folder, marks in places:
