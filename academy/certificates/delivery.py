@@ -16,13 +16,13 @@ also fetches ``certificate.html`` into ``<assignment>/feedback/<timestamp>/``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from academy.certificates.issue import IssueReport
 from academy.certificates.page import CERTIFICATE_FEEDBACK, certificate_page
+from academy.certificates.published import write_public
 
 __all__ = ["CERTIFICATE_FEEDBACK", "FeedbackDelivery", "deliver_to_feedback"]
 
@@ -73,9 +73,5 @@ def deliver_to_feedback(
             )
             continue
         page = certificate_page(certificate.token, target.name)
-        tmp = folder / f".{target.name}.tmp"
-        tmp.write_text(page, encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        result.delivered[student] = target
+        result.delivered[student] = write_public(target, page.encode("utf-8"))
     return result

@@ -26,11 +26,37 @@ from academy.errors import KeyFileError
 if TYPE_CHECKING:
     from academy.manifest import CourseIssuer
 
-__all__ = ["ISSUER_FILE", "published_issuer", "write_published_issuer"]
+__all__ = [
+    "ISSUER_FILE",
+    "public_folder",
+    "published_issuer",
+    "write_public",
+    "write_published_issuer",
+]
 
 FOLDER = "framework0-academy"
 ISSUER_FILE = "course-issuer.json"
 PUBLIC_PEM = "course-public.pem"
+
+
+def public_folder(config_dir: Path, relative: str | Path) -> Path:
+    """``config_dir / relative``, made if missing, each of its folders readable by everyone."""
+    folder = config_dir / relative
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in Path(relative).parts:
+        config_dir = config_dir / part
+        os.chmod(config_dir, 0o755)
+    return folder
+
+
+def write_public(path: Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` in one step, readable by everyone (0644) before it
+    appears, whatever the umask; return ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
 
 
 def write_published_issuer(config_dir: Path, course_id: str, name: str, key_id: str) -> Path:
@@ -39,9 +65,7 @@ def write_published_issuer(config_dir: Path, course_id: str, name: str, key_id: 
 
     from academy.certificates.keys import public_key_from_did
 
-    folder = config_dir / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o755)
+    folder = public_folder(config_dir, FOLDER)
     pem = public_key_from_did(key_id).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -51,11 +75,7 @@ def write_published_issuer(config_dir: Path, course_id: str, name: str, key_id: 
         PUBLIC_PEM: pem.decode("ascii"),
     }
     for file_name, text in files.items():
-        path = folder / file_name
-        tmp = path.with_name(f".{file_name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_public(folder / file_name, text.encode("utf-8"))
     return folder / ISSUER_FILE
 
 

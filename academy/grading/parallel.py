@@ -536,19 +536,12 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         with Client(scheduler, timeout="30s") as client:
             yield client
         return
-    n = max(1, workers or os.cpu_count() or 1)
+    from academy.service.tasks import local_cluster_options
+
+    n = workers or os.cpu_count() or 1
     with (
-        # the workers' scratch folder is this account's own (a shared /tmp/dask-scratch-space
-        # made by another account would stop them)
         tempfile.TemporaryDirectory(prefix="f0-dask-") as scratch,
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-            local_directory=scratch,
-        ) as cluster,
+        LocalCluster(**local_cluster_options(n, scratch)) as cluster,
         Client(cluster) as client,
     ):
         yield client

@@ -168,9 +168,10 @@ def _in_checkout(module_id: str, here: Path):
         module = course.module(module_id)
     except (AcademyError, OSError):
         return None
-    graded_here = course.suite_path(module).exists()  # a suite file, or a folder of them
-    on_service = (course.root / ".f0" / "service.yaml").is_file()
-    if not (graded_here or on_service or os.environ.get("F0_SERVICE_URL")):
+    from academy.service.client import service_configured
+
+    # graded here (the suite, a file or a folder of them, is at hand) or on the service
+    if not (course.suite_path(module).exists() or service_configured(course)):
         return None
     path = _notebook_in(here, module.notebook)
     if path is None:
@@ -214,13 +215,13 @@ def check_exercise(module_id: str, exercise_id: str) -> None:
 
     key = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     result = _cache.get(key)
+    # progress is kept in a course checkout; a fetched notebook's grade is the instructor's
+    in_checkout = path.is_relative_to(course.root)
     if result is None:
         _cache.clear()
-        # progress is kept in a course checkout; a fetched notebook's grade is the instructor's
-        in_checkout = path.is_relative_to(course.root)
         result = _cache[key] = check_notebook(course, module, path, record=in_checkout)
     line = result.line(exercise_id)
-    where = path.relative_to(course.root) if path.is_relative_to(course.root) else path.name
+    where = path.relative_to(course.root) if in_checkout else path.name
     if line.status == "passed":
         print(
             f"✓ Exercise {exercise_id}: {line.score:g} / {line.exercise.points:g}, every "

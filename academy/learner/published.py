@@ -17,32 +17,25 @@ own ``~/.jupyter`` only changes what their own checks show, never a grade.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from academy.certificates.published import FOLDER, public_folder, write_public
 
 if TYPE_CHECKING:
     from academy.manifest import Course
 
 __all__ = ["COURSE_FOLDER", "published_course", "write_published_course"]
 
-COURSE_FOLDER = Path("framework0-academy") / "course"
+COURSE_FOLDER = Path(FOLDER) / "course"
 
 
 def write_published_course(config_dir: Path, course: Course) -> Path:
     """Copy ``course``'s ``course.yaml`` into ``config_dir`` (readable by everyone)."""
     from academy.manifest import MANIFEST_NAME
 
-    folder = config_dir / COURSE_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    for each in (folder, folder.parent):
-        os.chmod(each, 0o755)
-    path = folder / MANIFEST_NAME
-    tmp = path.with_name(f".{MANIFEST_NAME}.tmp")
-    tmp.write_bytes((course.root / MANIFEST_NAME).read_bytes())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    folder = public_folder(config_dir, COURSE_FOLDER)
+    return write_public(folder / MANIFEST_NAME, (course.root / MANIFEST_NAME).read_bytes())
 
 
 def published_course(search: list[str] | None = None) -> Course | None:

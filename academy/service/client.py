@@ -40,6 +40,7 @@ __all__ = [
     "grade",
     "report_from_json",
     "service_config",
+    "service_configured",
 ]
 
 API = "/api/v1"
@@ -55,6 +56,16 @@ class ServiceConfig:
     token: str
 
 
+SERVICE_FILE = ".f0/service.yaml"  # in the course folder: the service's url and token
+
+
+def service_configured(course: Course | None = None) -> bool:
+    """Whether checks go to a grading service (without reading or judging its settings)."""
+    if os.environ.get("F0_SERVICE_URL"):
+        return True
+    return course is not None and (course.root / SERVICE_FILE).is_file()
+
+
 def service_config(course: Course | None = None) -> ServiceConfig | None:
     url = os.environ.get("F0_SERVICE_URL")
     # on JupyterHub the learner's own server token says who they are (f0 serve --hub)
@@ -67,7 +78,7 @@ def service_config(course: Course | None = None) -> ServiceConfig | None:
         return ServiceConfig(url.rstrip("/"), token)
     if course is None:
         return None
-    path = course.root / ".f0" / "service.yaml"
+    path = course.root / SERVICE_FILE
     if not path.is_file():
         return None
     try:

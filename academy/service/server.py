@@ -37,7 +37,7 @@ from academy import manifest
 from academy.errors import AcademyError
 from academy.service.bundle import course_bundle, digest
 from academy.service.queue import FairQueue, RateLimiter
-from academy.service.tasks import bundle_value
+from academy.service.tasks import bundle_value, local_cluster_options
 
 if TYPE_CHECKING:  # distributed is imported when the service starts, not with this module
     from distributed import Client, LocalCluster
@@ -177,18 +177,9 @@ class GradingService:
         if self.scheduler:
             client = await Client(self.scheduler, asynchronous=True, timeout="30s")
         else:
-            # the workers' scratch folder is this account's own: a shared /tmp/dask-scratch-space
-            # made by another account (on the hub, root or a learner) would stop them
             self._scratch = tempfile.TemporaryDirectory(prefix="f0-dask-")
-            self.cluster = await LocalCluster(
-                n_workers=max(1, self.workers),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-                local_directory=self._scratch.name,
-                asynchronous=True,
-            )
+            options = local_cluster_options(self.workers, self._scratch.name)
+            self.cluster = await LocalCluster(**options, asynchronous=True)
             client = await Client(self.cluster, asynchronous=True)
         self.client = client
         if not self.scheduler:

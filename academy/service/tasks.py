@@ -31,7 +31,24 @@ __all__ = [
     "autograde_students",
     "check_notebook_task",
     "course_folder",
+    "local_cluster_options",
 ]
+
+
+def local_cluster_options(workers: int, scratch: str) -> dict[str, Any]:
+    """``LocalCluster`` settings for grading: ``workers`` processes of one thread each (a
+    task runs its own kernel and suite), on loopback, without a dashboard, and with their
+    scratch folder in ``scratch``, this account's own (a shared /tmp/dask-scratch-space made
+    by another account, on the hub root or a learner, would stop them)."""
+    return {
+        "n_workers": max(1, workers),
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "host": "127.0.0.1",
+        "local_directory": scratch,
+    }
+
 
 _lock = threading.Lock()
 _folders: OrderedDict[str, Path] = OrderedDict()  # bundle digest -> its folder, oldest first
