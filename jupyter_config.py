@@ -16,7 +16,6 @@ cells before nbgrader saves them (see ``academy/grading/steps.py``).
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
-    CheckCellMetadata,
     ClearHiddenTests,
     ClearMarkScheme,
     ClearOutput,
@@ -34,6 +33,7 @@ from nbgrader.preprocessors import (
     SaveCells,
 )
 
+from academy.grading.cellmetadata import CheckCellMetadataCompiled
 from academy.grading.nofollow import protect_student_folders
 from academy.grading.sanitize import GuardSubmission
 from academy.grading.steps import (
@@ -72,13 +72,13 @@ c.GenerateAssignment.preprocessors = [
     LockCells,
     ClearSolutions,
     ClearOutput,
-    CheckCellMetadata,
+    CheckCellMetadataCompiled,
     ComputeChecksums,
     SaveCells,
     ClearHiddenTests,
     ClearMarkScheme,
     ComputeChecksums,
-    CheckCellMetadata,
+    CheckCellMetadataCompiled,
 ]
 
 c.GenerateSolution.preprocessors = [
@@ -99,7 +99,7 @@ c.Autograde.sanitize_preprocessors = [
     DeduplicateIds,
     OverwriteKernelspec,
     OverwriteCells,
-    CheckCellMetadata,
+    CheckCellMetadataCompiled,
 ]
 
 c.Autograde.autograde_preprocessors = [
@@ -112,5 +112,5 @@ c.Autograde.autograde_preprocessors = [
     FlagUngradableWork,  # before the grades: once they are saved, the student is complete
     SaveAutoGrades,
     AssignLatePenalties,
-    CheckCellMetadata,
+    CheckCellMetadataCompiled,
 ]

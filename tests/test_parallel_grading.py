@@ -156,3 +156,41 @@ def test_a_late_penalty_reaches_the_gradebook(tmp_path):
         ana, ben = (gb.find_submission(MODULE.id, s) for s in ("ana", "ben"))
         assert (ana.score, ana.late_submission_penalty) == (16.0, 0.0)
         assert (ben.score, ben.late_submission_penalty) == (16.0, 16.0)
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission
+def test_the_poll_reads_saved_students_exactly_as_the_gradebook_api(tmp_path, monkeypatch):
+    """f0 autograde polls the running batches' gradebooks with one read-only sqlite3 query
+    (parallel._saved_in); it must agree with is_saved, nbgrader's API, on every state."""
+    from nbgrader.api import Gradebook
+
+    from academy.env import tool_env
+    from academy.grading.parallel import _saved_in, is_saved
+
+    monkeypatch.setenv("PATH", tool_env()["PATH"])  # nbgrader runs alembic by name
+    db = tmp_path / "gradebook.db"
+    with Gradebook(f"sqlite:///{db}") as gb:
+        gb.add_assignment("module1")
+        gb.add_assignment("module2")
+        gb.add_notebook("nb", "module1")
+        gb.add_notebook("nb", "module2")
+        for name in ("c1", "c2"):
+            gb.add_grade_cell(name, "nb", "module1", max_score=1, cell_type="code")
+            gb.add_grade_cell(name, "nb", "module2", max_score=1, cell_type="code")
+        for student in ("done", "half", "none", "other"):
+            gb.add_student(student)
+        for student in ("done", "half", "none"):
+            gb.add_submission("module1", student)
+        gb.add_submission("module2", "other")
+        for student, scored in (("done", ("c1", "c2")), ("half", ("c1",)), ("other", ("c1", "c2"))):
+            assignment = "module2" if student == "other" else "module1"
+            for cell in scored:
+                gb.find_grade(cell, "nb", assignment, student).auto_score = 1.0
+        gb.db.commit()
+        students = ["done", "half", "none", "other", "nobody"]
+        expected = [s for s in students if is_saved(gb, "module1", s)]
+    assert expected == ["done"]  # the states differ: a broken query could not agree by chance
+    assert _saved_in(db, "module1", students) == expected
+    assert _saved_in(db, "module2", students) == ["other"]
+    assert _saved_in(tmp_path / "missing.db", "module1", students) == []
+    assert not (tmp_path / "missing.db").exists(), "read-only: the poll creates nothing"

@@ -256,7 +256,7 @@ def grade_mutant(course: Course, module: Module, mutant: Mutant) -> str:
 
     nb = reference_submission(course, module, {mutant.cell: mutant.source})
     for only, first in (({mutant.exercise}, True), (None, False)):
-        report = run_hidden_suite(course, module, nb, only=only, first_failure=first)
+        report = run_hidden_suite(course, module, nb, only=only, first_failure=first, preload=True)
         if report.score < sum(r.exercise.points for r in report.exercises.values()):
             timed_out = any(
                 c.kind == "timeout" for r in report.exercises.values() for c in r.cases

@@ -23,6 +23,7 @@ import math
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -83,15 +84,36 @@ def is_saved(gb: Gradebook, assignment: str, student: str) -> bool:
     return bool(grades) and all(g.auto_score is not None for g in grades)
 
 
+# A student is saved when they have grades and every grade has its auto score: is_saved, as
+# one query. The private gradebooks are read every POLL_SECONDS while nbgrader writes them, so
+# this reads them with sqlite3, read-only, rather than opening an nbgrader Gradebook each time
+# (0.1 s of CPU per poll, a tenth of a core for the whole run).
+_SAVED = """
+SELECT sa.student_id FROM submitted_assignment sa
+JOIN assignment a ON a.id = sa.assignment_id
+JOIN submitted_notebook sn ON sn.assignment_id = sa.id
+JOIN grade g ON g.notebook_id = sn.id
+WHERE a.name = ?
+GROUP BY sa.student_id
+HAVING COUNT(g.id) > 0 AND SUM(g.auto_score IS NULL) = 0
+"""
+
+
 def _saved_in(private: Path, assignment: str, students: list[str]) -> list[str]:
     """The students whose grades a running batch has saved in its private gradebook."""
     if not students:
         return []
     try:
-        with Gradebook(_db_url(private)) as gb:
-            return [s for s in students if is_saved(gb, assignment, s)]
-    except Exception:  # noqa: BLE001 - the batch is writing; read again at the next poll
+        db = sqlite3.connect(f"{private.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
         return []
+    try:
+        saved = {row[0] for row in db.execute(_SAVED, (assignment,))}
+    except sqlite3.Error:  # the batch is writing; read again at the next poll
+        return []
+    finally:
+        db.close()
+    return [s for s in students if s in saved]
 
 
 @contextmanager

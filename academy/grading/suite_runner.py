@@ -133,6 +133,7 @@ def run_hidden_suite(
     suite_timeout: float | None = None,
     only: set[str] | None = None,
     first_failure: bool = False,
+    preload: bool = False,
 ) -> SuiteReport:
     """Grade ``notebook`` (a parsed notebook) with ``module``'s hidden suite.
 
@@ -141,7 +142,9 @@ def run_hidden_suite(
     ``only`` limits grading to some exercises (the report then holds just those); the
     instructor's and the learner's grading always run everything. ``first_failure`` stops at
     the first failed case (mutation testing asks only "does anything fail?"); the report is
-    then partial, and its exercises lose points.
+    then partial, and its exercises lose points. ``preload`` forks the suite process from
+    this process's fork server (``academy.grading.forkserver``), for callers that grade many
+    notebooks; the run and its results are the same.
     """
     limits, suite_timeout = _limits_or_configured(course, limits, suite_timeout)
     sandbox = Sandbox(limits.sandbox)
@@ -153,7 +156,7 @@ def run_hidden_suite(
         (work / "cells.json").write_text(json.dumps(learner_cells(notebook)), encoding="utf-8")
         (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         command = _suite_command(course.suite_path(module), work, limits, only, first_failure)
-        returncode = _run_suite(command, work, _suite_env(tmp), suite_timeout)
+        returncode = _run_suite(command, work, _suite_env(tmp), suite_timeout, preload)
         report.log = _tail(work / "log.txt")
         raw = _read_report(work / "report.json")
     if raw is None:
@@ -236,9 +239,24 @@ def _suite_env(home: str) -> dict[str, str]:
     }
 
 
-def _run_suite(command: list[str], work: Path, env: dict[str, str], timeout: float) -> int:
+def _run_suite(
+    command: list[str], work: Path, env: dict[str, str], timeout: float, preload: bool = False
+) -> int:
     """Run ``command`` in ``work``, logging to ``log.txt``; kill its whole process group after
-    ``timeout`` seconds. Returns its exit code (``-SIGKILL`` when it was killed)."""
+    ``timeout`` seconds. Returns its exit code (``-SIGKILL`` when it was killed).
+
+    With ``preload``, the process is forked from the fork server, which runs ``command``'s
+    pytest arguments the same way; if the server is gone, the command runs as it is.
+    """
+    if preload:
+        from academy.grading.forkserver import ForkServerGone, shared_fork_server
+
+        args = command[command.index("pytest") + 1 :]
+        try:
+            server = shared_fork_server(_suite_env(str(work)))
+            return server.run(args, str(work), str(work / "log.txt"), env, timeout)
+        except ForkServerGone:
+            pass
     with open(work / "log.txt", "wb") as log:
         proc = subprocess.Popen(
             command,

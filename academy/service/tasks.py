@@ -266,7 +266,9 @@ def check_notebook_task(
     course = manifest.load(folder)
     module = course.module(module_id)
     nb = nbformat.from_dict(notebook)
-    report = run_hidden_suite(course, module, nb, Limits(**(limits or {})), suite_timeout)
+    report = run_hidden_suite(
+        course, module, nb, Limits(**(limits or {})), suite_timeout, preload=True
+    )
     data = report.to_json()
     data["seconds"] = round(time.monotonic() - start, 3)
     return data
