@@ -45,6 +45,20 @@ def test_one_instance_starts_every_kernel_with_the_same_arguments(tmp_path):
     assert sum("exec_lines" in a for a in step.started[0]) == 1
 
 
+@pytest.mark.parametrize("debugger", [False, True])
+def test_the_grading_kernel_starts_without_a_debugger_unless_asked(tmp_path, debugger):
+    probe = (
+        "import sys\n"
+        "print(sys.modules.get('debugpy') is not None, "
+        "get_ipython().kernel.__dict__.get('debugger') is not None)"
+    )
+    step = ExecuteWithinLimits(timeout=30, kernel_debugger=debugger)
+    nb, resources = step.preprocess(notebook(probe), {"metadata": {"path": str(tmp_path)}})
+    assert "kernel_problem" not in resources.get("academy", {})
+    # debugpy loaded, a debugger made: both only when asked for (the default is neither)
+    assert nb.cells[0].outputs[0].text.split() == [str(debugger), str(debugger)]
+
+
 def test_the_kernel_works_in_a_scratch_copy_never_in_the_graded_folder(tmp_path):
     graded = tmp_path / "autograded" / "s" / "m"
     graded.mkdir(parents=True)

@@ -118,6 +118,12 @@ class ExecuteWithinLimits(Execute):
         "the hidden suite together (0: no budget). The kernel may use kernel_share of it; "
         "the hidden suite gets what is left, at most ScoreHiddenSuites.suite_timeout.",
     ).tag(config=True)
+    kernel_debugger = Bool(
+        False,
+        help="Start the learner's kernel with ipykernel's debugger support, which imports "
+        "debugpy: about 0.1 s of CPU per student. Nobody attaches a debugger to a grading "
+        "kernel, so it starts without one (academy.bridge.grading_kernel).",
+    ).tag(config=True)
     kernel_share = Float(
         0.5,
         help="Share of student_seconds the learner's kernel may use; cells not started by "
@@ -279,6 +285,7 @@ class ExecuteWithinLimits(Execute):
                 "-m",
                 "academy.bridge.kernel_sandbox",
                 *cgroup_args,
+                *([] if self.kernel_debugger else ["--without-debugger"]),
                 "-f",
                 "{connection_file}",
             ],
