@@ -22,6 +22,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator
 from nbgrader.preprocessors import CheckCellMetadata
+from traitlets import Bool
 
 __all__ = ["CheckCellMetadataCompiled", "CompiledMetadataValidator"]
 
@@ -55,9 +56,17 @@ class CompiledMetadataValidator(MetadataValidator, _CompiledSchema):  # type: ig
 class CheckCellMetadataCompiled(CheckCellMetadata):  # type: ignore[misc]
     """nbgrader's ``CheckCellMetadata``, validating with ``CompiledMetadataValidator``."""
 
+    compile_schema = Bool(
+        True,
+        help="Check nbgrader's cell-metadata schema once per process (False: on every cell, "
+        "as nbgrader's own CheckCellMetadata does). The same notebooks pass either way.",
+    ).tag(config=True)
+
     def preprocess(
         self, nb: NotebookNode, resources: dict[str, Any]
     ) -> tuple[NotebookNode, dict[str, Any]]:
+        if not self.compile_schema:
+            return super().preprocess(nb, resources)  # type: ignore[no-any-return]
         try:
             CompiledMetadataValidator().validate_nb(nb)
         except ValidationError:
