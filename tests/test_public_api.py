@@ -57,10 +57,10 @@ def test_importing_the_package_leaves_yaml_and_http_for_first_use():
 
     heavy = ("yaml", "http.client", "urllib.request", "framework0.recipe_parser")
     probe = (
-        "import sys, framework0; print(sorted(m for m in {heavy!r} if m in sys.modules)); "
+        f"import sys, framework0; print(sorted(m for m in {heavy!r} if m in sys.modules)); "
         "framework0.parse_recipe; framework0.MemoryBus('http://127.0.0.1:9')._request; "
-        "print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    ).format(heavy=heavy)
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split("\n")

@@ -20,9 +20,7 @@ from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.sandbox import Sandbox
 
 
-def command(
-    argv: list[str], cwd: str, mode: str = "require", debugger: bool = True
-) -> list[str]:
+def command(argv: list[str], cwd: str, mode: str = "require", debugger: bool = True) -> list[str]:
     """The bwrap command line that runs ipykernel with ``argv`` (``-f FILE`` first)."""
     if len(argv) < 2 or argv[0] != "-f":
         raise SystemExit("usage: python -m academy.bridge.kernel_sandbox -f CONNECTION_FILE ...")

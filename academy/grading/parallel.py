@@ -34,12 +34,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
+from typing import TYPE_CHECKING
 
 from academy.env import tool_env
-from academy.grading.sanitize import NOT_GRADED
+
+if TYPE_CHECKING:
+    from nbgrader.api import Gradebook
+
+# nbgrader (with SQLAlchemy and its server extension) is imported where a gradebook is opened,
+# not with this module: ``f0 autograde`` starts its batches first and imports it meanwhile,
+# instead of holding every batch back for its 1.5 s of CPU.
 
 __all__ = [
     "ParallelGrader",
@@ -49,6 +53,7 @@ __all__ = [
     "gradebook_rows",
     "is_saved",
     "save_rows",
+    "saved_students",
     "submitted_students",
 ]
 
@@ -76,6 +81,8 @@ def _db_url(path: Path) -> str:
 
 
 def is_saved(gb: Gradebook, assignment: str, student: str) -> bool:
+    from nbgrader.api import MissingEntry
+
     try:
         submission = gb.find_submission(assignment, student)
     except MissingEntry:
@@ -99,26 +106,32 @@ HAVING COUNT(g.id) > 0 AND SUM(g.auto_score IS NULL) = 0
 """
 
 
+def saved_students(db: Path, assignment: str) -> set[str]:
+    """Every student whose grades for ``assignment`` are saved in gradebook ``db`` (read-only;
+    raises ``sqlite3.Error`` when it cannot be read)."""
+    connection = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    try:
+        return {row[0] for row in connection.execute(_SAVED, (assignment,))}
+    finally:
+        connection.close()
+
+
 def _saved_in(private: Path, assignment: str, students: list[str]) -> list[str]:
     """The students whose grades a running batch has saved in its private gradebook."""
     if not students:
         return []
     try:
-        db = sqlite3.connect(f"{private.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
-    except sqlite3.Error:
-        return []
-    try:
-        saved = {row[0] for row in db.execute(_SAVED, (assignment,))}
+        saved = saved_students(private, assignment)
     except sqlite3.Error:  # the batch is writing; read again at the next poll
         return []
-    finally:
-        db.close()
     return [s for s in students if s in saved]
 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
     """nbgrader's ``add_submission`` warns (SAWarning, autoflush) on every new submission."""
+    from sqlalchemy.exc import SAWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)
         yield
@@ -126,6 +139,10 @@ def _quiet() -> Iterator[None]:
 
 def _not_graded(gb: Gradebook, assignment: str, student: str) -> str:
     """The reason ``GuardSubmission`` recorded for notebooks it could not grade ('' if none)."""
+    from nbgrader.api import MissingEntry
+
+    from academy.grading.sanitize import NOT_GRADED
+
     try:
         submission = gb.find_submission(assignment, student)
     except MissingEntry:
@@ -141,12 +158,16 @@ def _not_graded(gb: Gradebook, assignment: str, student: str) -> str:
 
 
 def _reason_in(private: Path, assignment: str, student: str) -> str:
+    from nbgrader.api import Gradebook
+
     with Gradebook(_db_url(private)) as gb:
         return _not_graded(gb, assignment, student)
 
 
 def _copy_flags(private: Path, main: Gradebook, assignment: str, student: str) -> str:
     """For a student nbgrader failed: copy the flags and the reason into the real gradebook."""
+    from nbgrader.api import Gradebook
+
     with Gradebook(_db_url(private)) as gb:
         rows = gradebook_rows(gb, assignment, student)
     if rows is None or not rows["reason"]:
@@ -156,17 +177,17 @@ def _copy_flags(private: Path, main: Gradebook, assignment: str, student: str) -
 
 
 def _students_to_grade(
-    main: Gradebook,
-    assignment: str,
+    saved: set[str],
     students: list[str],
     force: bool,
     results: list[StudentResult],
     report: Callable[[StudentResult], None],
 ) -> list[str]:
-    """The students to grade; those whose grades are saved already are reported as skipped."""
+    """The students to grade; those whose grades are ``saved`` already are reported as
+    skipped."""
     todo = []
     for student in students:
-        if not force and is_saved(main, assignment, student):
+        if not force and student in saved:
             results.append(StudentResult(student, "skipped"))
             report(results[-1])
         else:
@@ -177,6 +198,8 @@ def _students_to_grade(
 def _copy_grades(private: Path, main: Gradebook, assignment: str, student: str) -> StudentResult:
     """Copy one student's autograde results from a private gradebook into the real one (the
     same rows a Dask task returns: ``gradebook_rows``, ``save_rows``)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
     with Gradebook(_db_url(private)) as gb:
         rows = gradebook_rows(gb, assignment, student)
     if rows is None:
@@ -203,9 +226,8 @@ def grade_in_parallel(
     students = students if students is not None else submitted_students(root, assignment)
     workers = max(1, workers or os.cpu_count() or 1)
     report = on_result or (lambda result: None)
-    with Gradebook(_db_url(main_db)) as main:
-        grader = ParallelGrader(root, assignment, students, main, workers, nbgrader_args, report)
-        return grader.grade_students(force)
+    grader = ParallelGrader(root, assignment, students, workers, nbgrader_args, report)
+    return grader.grade_students(force)
 
 
 class ParallelGrader:
@@ -215,14 +237,16 @@ class ParallelGrader:
     module docstring); this object launches the batches, copies each student's grades into
     the real gradebook as soon as a copy holds them, and grades once more, alone, a student
     whose batch stopped before grading them. One object grades once (``grade_students``).
+    The real gradebook is opened once the batches are started (``main``, while they run).
     """
+
+    main: Gradebook
 
     def __init__(
         self,
         root: Path,
         assignment: str,
         students: list[str],
-        main: Gradebook,
         workers: int,
         nbgrader_args: tuple[str, ...] = (),
         report: Callable[[StudentResult], None] = lambda result: None,
@@ -230,7 +254,6 @@ class ParallelGrader:
         self.root = root
         self.assignment = assignment
         self.students = students  # everyone this run grades, saved or not
-        self.main = main
         self.main_db = root / "gradebook.db"
         self.workers = workers
         self.nbgrader_args = nbgrader_args
@@ -247,13 +270,12 @@ class ParallelGrader:
 
     def grade_students(self, force: bool) -> list[StudentResult]:
         """Grade every student not saved yet (everyone with ``force``); return all results."""
-        todo = _students_to_grade(
-            self.main, self.assignment, self.students, force, self.results, self.report
-        )
+        saved = saved_students(self.main_db, self.assignment)
+        todo = _students_to_grade(saved, self.students, force, self.results, self.report)
         self.batches = _batches(todo, self.workers)
         # With --force, old grades are in the copies too: those students are reported only when
         # their batch ends; everybody else as soon as their new grades are in a private copy.
-        self.stale = {s for s in todo if is_saved(self.main, self.assignment, s)}
+        self.stale = {s for s in todo if s in saved}
         with tempfile.TemporaryDirectory(prefix="f0-parallel-") as tmp:
             self.tmp = Path(tmp)
             for number, _ in enumerate(self.batches):  # private copies, before any write
@@ -271,15 +293,18 @@ class ParallelGrader:
 
     def run_batches(self) -> None:
         """Run every batch; on any interruption stop them, keeping every finished grade."""
+        from nbgrader.api import Gradebook
+
         try:
             for number, _ in enumerate(self.batches):
                 self.launch_batch(number)
-            while self.running:
-                done, _ = wait(self.running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-                for future in done:
-                    number = self.running.pop(future)
-                    self.collect_batch(number, future.result())
-                self.stream_grades([n for n in self.running.values() if n in self.processes])
+            with Gradebook(_db_url(self.main_db)) as self.main:  # while the batches start
+                while self.running:
+                    done, _ = wait(self.running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        number = self.running.pop(future)
+                        self.collect_batch(number, future.result())
+                    self.stream_grades([n for n in self.running.values() if n in self.processes])
         except BaseException:
             self.stop_batches()
             raise
@@ -439,6 +464,8 @@ def _autograde_batch(
     finally:
         processes.pop(number, None)
     seconds = (time.monotonic() - start) / len(batch)
+    from nbgrader.api import Gradebook
+
     with Gradebook(_db_url(db)) as gb:  # graded now, not left over from an earlier run
         graded = {
             s
@@ -478,6 +505,8 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def gradebook_rows(gb: Gradebook, assignment: str, student: str) -> dict | None:
     """One student's autograde results in a gradebook, as plain data that travels (None when
     the gradebook has no submission of theirs)."""
+    from nbgrader.api import MissingEntry
+
     try:
         submission = gb.find_submission(assignment, student)
     except MissingEntry:
@@ -613,8 +642,11 @@ def grade_on_dask(
     students = students if students is not None else submitted_students(root, assignment)
     report = on_result or (lambda result: None)
     results: list[StudentResult] = []
+    saved = saved_students(main_db, assignment)
+    from nbgrader.api import Gradebook
+
     with Gradebook(_db_url(main_db)) as main:
-        todo = _students_to_grade(main, assignment, students, force, results, report)
+        todo = _students_to_grade(saved, students, force, results, report)
         if not todo:
             return results
         bundle = course_bundle(course, module, gradebook=True)
