@@ -40,6 +40,7 @@ from academy.hub.roster import Person, load_roster, write_gradebook_csv
 
 __all__ = [
     "HubSettings",
+    "course_root_manifest",
     "free_port",
     "prepare",
     "proxy_command",
@@ -234,13 +235,18 @@ def instructor_config(settings: HubSettings) -> Path:
     return folder
 
 
-def publish_issuer(settings: HubSettings) -> Path | None:
+def course_root_manifest(settings: HubSettings) -> manifest.Course:
+    """The course root's ``course.yaml``, read now (not cached: the instructor may change it)."""
+    return manifest.load.__wrapped__(settings.course_root())  # type: ignore[no-any-return]
+
+
+def publish_issuer(settings: HubSettings, course: manifest.Course | None = None) -> Path | None:
     """Publish the course root's certificate key to learners (their configuration folder), so
     ``f0 verify`` on a learner's account judges certificates against it; None when the course
-    publishes no key."""
+    publishes no key. ``course``: the course root's manifest, when read already."""
     from academy.certificates.published import write_published_issuer
 
-    course = manifest.load.__wrapped__(settings.course_root())  # not cached: it may change
+    course = course or course_root_manifest(settings)
     if course.issuer is None:
         return None
     return write_published_issuer(
@@ -248,13 +254,14 @@ def publish_issuer(settings: HubSettings) -> Path | None:
     )
 
 
-def publish_course(settings: HubSettings) -> Path:
+def publish_course(settings: HubSettings, course: manifest.Course | None = None) -> Path:
     """Publish the course root's ``course.yaml`` to learners (their configuration folder), so
     a fetched notebook's grade cells and ``f0 check`` know the course's modules and exercises;
-    the checks themselves run on the course's grading service (``f0 serve --hub``)."""
+    the checks themselves run on the course's grading service (``f0 serve --hub``).
+    ``course``: the course root's manifest, when read already."""
     from academy.learner.published import write_published_course
 
-    course = manifest.load.__wrapped__(settings.course_root())  # not cached: it may change
+    course = course or course_root_manifest(settings)
     return write_published_course(settings.config_dir("learner"), course)
 
 
@@ -315,8 +322,9 @@ def prepare(settings: HubSettings) -> HubSettings:
     learner_config(settings)
     instructor_config(settings)
     make_course_root(settings, settings.instructors()[0])
-    publish_issuer(settings)
-    publish_course(settings)
+    course = course_root_manifest(settings)  # read once for both
+    publish_issuer(settings, course)
+    publish_course(settings, course)
     return settings
 
 
