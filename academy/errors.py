@@ -25,6 +25,7 @@ from this module and from the module that raises it (``academy.manifest.Manifest
     ├── ServiceError                               the grading service refused a check [service]
     ├── BundleError              (ValueError)      a grading task's files cannot travel [service]
     ├── UngradableNotebook                         nbgrader cannot read a submission  [grading]
+    ├── ForkServerGone           (RuntimeError)    the suite fork server ended early  [grading]
     ├── LearnerError                               the learner's code hung or crashed [bridge]
     │   ├── LearnerTimeout                         a request ran past its deadline    [bridge]
     │   └── LearnerCrashed                         the worker process ended           [bridge]

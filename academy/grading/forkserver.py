@@ -40,14 +40,17 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from academy.errors import AcademyError
+
 __all__ = ["ForkServerGone", "SuiteForkServer", "shared_fork_server"]
 
 START_SECONDS = 60.0  # the server must say "ready" within this (it imports pytest)
 PRELOAD = ("pytest", "academy.grading.plugin")
 
 
-class ForkServerGone(RuntimeError):
-    """The fork server ended before it reported how a run ended."""
+class ForkServerGone(AcademyError, RuntimeError):
+    """The fork server ended before it reported how a run ended (the caller then runs the
+    suite in a new interpreter)."""
 
 
 @dataclass
