@@ -67,6 +67,36 @@ def a_expected_entries(rows=A_DAY):
     return a_rechain(entries)
 
 
+def a_chained(index, row, prev_hash):
+    """A well-formed entry at ``index`` (``row`` as in A_DAY) chained to ``prev_hash``, with
+    its hash: what a forger who knows the algorithm writes."""
+    t, actor, action, tenant, key, outcome = row
+    entry = {
+        "index": index,
+        "timestamp": t,
+        "actor": actor,
+        "action": action,
+        "tenant_id": tenant,
+        "key": key,
+        "outcome": outcome,
+        "prev_hash": prev_hash,
+    }
+    entry["hash"] = a_entry_hash(entry)
+    return entry
+
+
+def a_check_verify(learner, logger, cases):
+    """Check verify() of each (what, entries, expected) case, in one call into the worker."""
+    results = in_worker(
+        learner,
+        "lambda log, lists: [log.verify(entries) for entries in lists]",
+        logger,
+        [entries for _, entries, _ in cases],
+    )
+    for (what, _, want), got in zip(cases, results, strict=True):
+        check(got == want, f"verify() of the log with {what} gave {got}; expected {want}")
+
+
 A_OK = {"ok": True, "first_bad_index": None, "reason": None}
 
 
@@ -229,14 +259,7 @@ def test_8_3_edits(learner):
     entries = [dict(e) for e in original]
     entries[1] = "an entry"
     cases.append(("entry 1 replaced by a str", entries, a_bad(1, "malformed")))
-    results = in_worker(
-        learner,
-        "lambda log, lists: [log.verify(entries) for entries in lists]",
-        logger,
-        [entries for _, entries, _ in cases],
-    )
-    for (what, _, want), got in zip(cases, results, strict=True):
-        check(got == want, f"verify() of the log with {what} gave {got}; expected {want}")
+    a_check_verify(learner, logger, cases)
     check(
         logger.verify(original) == A_OK and logger.verify() == A_OK,
         "verify() of the untouched entries failed after checking tampered copies",
@@ -262,17 +285,7 @@ def test_8_3_edits(learner):
 def test_8_3_structure(learner):
     _clock, logger, _ = a_audit(learner)
     e = logger.entries()
-    forged = {
-        "index": 2,
-        "timestamp": 1001.0,
-        "actor": "mallory",
-        "action": "grant",
-        "tenant_id": "acme",
-        "key": None,
-        "outcome": "ok",
-        "prev_hash": e[1]["hash"],
-    }
-    forged["hash"] = a_entry_hash(forged)
+    forged = a_chained(2, (1001.0, "mallory", "grant", "acme", None, "ok"), e[1]["hash"])
     cases = [
         ("entry 2 deleted", e[:2] + e[3:], a_bad(2, "index")),
         ("entry 0 deleted", e[1:], a_bad(0, "index")),
@@ -281,14 +294,7 @@ def test_8_3_structure(learner):
         ("a copy of entry 1 inserted after it", e[:2] + [e[1]] + e[2:], a_bad(2, "index")),
         ("a well-chained forged entry inserted at 2", e[:2] + [forged] + e[2:], a_bad(3, "index")),
     ]
-    results = in_worker(
-        learner,
-        "lambda log, lists: [log.verify(entries) for entries in lists]",
-        logger,
-        [entries for _, entries, _ in cases],
-    )
-    for (what, _, want), got in zip(cases, results, strict=True):
-        check(got == want, f"verify() of the log with {what} gave {got}; expected {want}")
+    a_check_verify(learner, logger, cases)
 
 
 @case(
@@ -302,17 +308,7 @@ def test_8_3_structure(learner):
 def test_8_3_head(learner):
     clock, logger, _ = a_audit(learner)
     e = logger.entries()
-    appended = {
-        "index": 5,
-        "timestamp": 1004.0,
-        "actor": "mallory",
-        "action": "get",
-        "tenant_id": "acme",
-        "key": "billing/iban",
-        "outcome": "ok",
-        "prev_hash": e[4]["hash"],
-    }
-    appended["hash"] = a_entry_hash(appended)
+    appended = a_chained(5, (1004.0, "mallory", "get", "acme", "billing/iban", "ok"), e[4]["hash"])
     cases = [
         ("the newest entry deleted", e[:-1], a_bad(4, "head")),
         ("the two newest entries deleted", e[:-2], a_bad(3, "head")),
@@ -329,14 +325,7 @@ def test_8_3_head(learner):
             a_bad(5, "head"),
         ),
     ]
-    results = in_worker(
-        learner,
-        "lambda log, lists: [log.verify(entries) for entries in lists]",
-        logger,
-        [entries for _, entries, _ in cases],
-    )
-    for (what, _, want), got in zip(cases, results, strict=True):
-        check(got == want, f"verify() of the log with {what} gave {got}; expected {want}")
+    a_check_verify(learner, logger, cases)
     clock.now = 1010.0
     logger.log("carol", "get", "acme", "orders/total")
     got = logger.verify(e)
