@@ -4,9 +4,11 @@
 * ``cases``: what a hidden test is (exercise, points, message on a pytest marker).
 * ``notebook``: which cells of a submitted notebook are the learner's code.
 * ``suite_runner``: runs a hidden suite in a fresh trusted process; ``plugin`` is the pytest
-  plugin it runs under (the ``learner`` fixture, the JSON report).
+  plugin it runs under (the ``learner`` fixture, the JSON report); ``forkserver`` forks
+  those processes from one that has pytest imported, when many notebooks are graded.
 * ``render``: an exercise's result as the outputs of its grade cell, as nbgrader reads them.
-* ``steps``: the preprocessors added to nbgrader's pipelines (``jupyter_config.py``).
+* ``steps``: the preprocessors added to nbgrader's pipelines (``jupyter_config.py``);
+  ``cellmetadata``: nbgrader's metadata check with its schema compiled once.
 * ``sanitize``: the first autograde step, so that one learner's file never stops the class.
 * ``nofollow``: touching student folders without following links a learner put there.
 * ``parallel``: every submission graded in parallel, one writer to the gradebook.
