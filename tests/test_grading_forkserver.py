@@ -145,6 +145,20 @@ def test_a_forked_run_grades_exactly_as_a_fresh_interpreter(course):
     assert scores(again)["test_fresh_process"] is True, again.to_json()
 
 
+def test_a_suite_that_uses_hypothesis_grades_the_same_forked():
+    """Module 3's suite draws examples with hypothesis, which the server imports ahead."""
+    from course_tools import course as real_course
+    from course_tools import submission
+
+    loaded = real_course()
+    module = loaded.module("module3")
+    nb = submission(loaded, module)
+    forked = run_hidden_suite(loaded, module, nb, preload=True)
+    fresh = run_hidden_suite(loaded, module, nb, preload=False)
+    assert forked.to_json() == fresh.to_json()
+    assert forked.score == sum(e.points for e in module.exercises), forked.to_json()
+
+
 def test_runs_at_once_each_get_their_own_process(course):
     reports: list = []
     threads = [

@@ -46,6 +46,7 @@ __all__ = ["ForkServerGone", "SuiteForkServer", "shared_fork_server"]
 
 START_SECONDS = 60.0  # the server must say "ready" within this (it imports pytest)
 PRELOAD = ("pytest", "academy.grading.plugin")
+OPTIONAL_PRELOAD = ("hypothesis",)  # modules 3 and 5's suites use it: 0.2 s an import
 
 
 class ForkServerGone(AcademyError, RuntimeError):
@@ -204,6 +205,11 @@ def _preload() -> None:
 
     for name in PRELOAD:
         importlib.import_module(name)
+    for name in OPTIONAL_PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
     for name in default_plugins:  # what every pytest run imports while configuring
         importlib.import_module(f"_pytest.{name}")
     gc.collect()
