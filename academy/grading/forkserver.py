@@ -6,8 +6,9 @@ its built-in plugins and the grading plugin, then a garbage collector that walks
 them. When many notebooks are graded in one process (``nbgrader autograde``, a grading
 service worker, mutation testing), a fork server pays that once:
 
-* ``python -I -B -m academy.grading.forkserver`` imports pytest and the grading plugin,
-  freezes what it imported out of the collector's sight (``gc.freeze``) and waits;
+* ``python -I -B -m academy.grading.forkserver`` imports pytest, the grading plugin and,
+  when installed, hypothesis (two suites draw examples with it), freezes what it imported
+  out of the collector's sight (``gc.freeze``) and waits;
 * for each run it forks a child that becomes the suite process: a session of its own, the
   run's folder as working directory, the run's environment, its log as stdout and stderr;
   then ``pytest.main`` with the same arguments as the command line.
