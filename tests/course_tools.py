@@ -19,6 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = Path(__file__).parent / "mutants"
 
 
+def write_tiny_course(root: Path, course_yaml: str, notebook: str) -> None:
+    """The files of a one-module course in ``root`` but its suite: ``course.yaml``, an empty
+    source notebook ``curriculum/module1/<notebook>`` and default Jupyter configuration."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "course.yaml").write_text(course_yaml, encoding="utf-8")
+    (root / "curriculum" / "module1").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), root / "curriculum" / "module1" / notebook)
+    for name in ("jupyter_config.py", "nbgrader_config.py"):
+        (root / name).write_text("c = get_config()  # noqa\n", encoding="utf-8")
+
+
+def one_cell_notebook(code: str) -> Any:
+    """A notebook whose only cell is ``code``."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(code)]
+    return nb
+
+
 def course() -> Course:
     return manifest.load(ROOT)
 

@@ -19,8 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
+from course_tools import one_cell_notebook, write_tiny_course
 
 from academy import manifest
 from academy.bridge.client import Limits
@@ -92,28 +92,20 @@ WRONG = 'def greet(name):\n    return f"Hello, {name.title()}!"\n'
 @pytest.fixture
 def course(tmp_path, monkeypatch):
     root = tmp_path / "a course"
-    (root / "autograder").mkdir(parents=True)
-    (root / "course.yaml").write_text(COURSE_YAML, encoding="utf-8")
+    write_tiny_course(root, COURSE_YAML, "module1_greetings.ipynb")
     suite = textwrap.dedent(SUITE).replace('os.environ["F0_TEST_COURSE"]', repr(str(root)))
+    (root / "autograder").mkdir()
     (root / "autograder" / "test_module1.py").write_text(suite, encoding="utf-8")
-    (root / "curriculum" / "module1").mkdir(parents=True)
-    nbformat.write(nbformat.v4.new_notebook(), root / "curriculum/module1/module1_greetings.ipynb")
-    for name in ("jupyter_config.py", "nbgrader_config.py"):
-        (root / name).write_text("c = get_config()  # noqa\n", encoding="utf-8")
     monkeypatch.setenv("F0_GRADER_SECRET", "the grader's own")
     loaded = manifest.load(root)
     return loaded, loaded.module("module1")
 
 
-def notebook(code: str):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code)]
-    return nb
-
-
 def grade(course, code, preload=True, timeout=120.0):
     loaded, module = course
-    return run_hidden_suite(loaded, module, notebook(code), Limits(), timeout, preload=preload)
+    return run_hidden_suite(
+        loaded, module, one_cell_notebook(code), Limits(), timeout, preload=preload
+    )
 
 
 def scores(report):

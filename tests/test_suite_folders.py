@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from course_tools import one_cell_notebook, write_tiny_course
 
 from academy import manifest
 from academy.bridge.client import Limits
@@ -118,25 +119,17 @@ def write(root: Path, files: dict[str, str]) -> None:
 @pytest.fixture
 def folder_course(tmp_path):
     root = tmp_path / "a course"  # a space in the path: every command must quote it
-    write(root, {"course.yaml": COURSE_YAML})
+    write_tiny_course(root, COURSE_YAML, "module1_greetings.ipynb")
     write(root / "autograder" / "module1", SUITE)
     write(root / "autograder", {"test_other_module.py": "OTHER = 1\n"})  # not this suite's
     cache = root / "autograder" / "module1" / "__pycache__"
     cache.mkdir()
     (cache / "_support.cpython-311.pyc").write_bytes(b"\0")
-    (root / "curriculum" / "module1").mkdir(parents=True)
-    nb = nbformat.v4.new_notebook()
-    nbformat.write(nb, root / "curriculum" / "module1" / "module1_greetings.ipynb")
-    for name in ("jupyter_config.py", "nbgrader_config.py"):
-        (root / name).write_text("c = get_config()  # noqa\n", encoding="utf-8")
     course = manifest.load(root)
     return course, course.module("module1")
 
 
-def notebook(code: str):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(code)]
-    return nb
+notebook = one_cell_notebook
 
 
 def grade(course, module, code, **kwargs):

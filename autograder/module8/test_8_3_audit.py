@@ -51,20 +51,11 @@ def a_audit(learner, rows=A_DAY):
 
 
 def a_expected_entries(rows=A_DAY):
-    entries = []
-    for i, (t, actor, action, tenant, key, outcome) in enumerate(rows):
-        entries.append(
-            {
-                "index": i,
-                "timestamp": t,
-                "actor": actor,
-                "action": action,
-                "tenant_id": tenant,
-                "key": key,
-                "outcome": outcome,
-            }
-        )
-    return a_rechain(entries)
+    entries, previous = [], A_GENESIS
+    for i, row in enumerate(rows):
+        entries.append(a_chained(i, row, previous))
+        previous = entries[-1]["hash"]
+    return entries
 
 
 def a_chained(index, row, prev_hash):
