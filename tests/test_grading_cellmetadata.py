@@ -142,7 +142,7 @@ def test_the_schema_itself_is_checked_once(monkeypatch):
 
     from academy.grading import cellmetadata
 
-    cellmetadata._compiled.cache_clear()
+    cellmetadata._COMPILED.clear()
     monkeypatch.setattr(jsonschema.Draft4Validator, "check_schema", classmethod(counted))
     nb = CASES["released notebook"]
     for _ in range(3):

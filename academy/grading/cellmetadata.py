@@ -11,9 +11,7 @@ own check is done once, when a schema is first used.
 
 from __future__ import annotations
 
-import json
 import traceback
-from functools import cache
 from typing import Any
 
 from jsonschema import validators
@@ -27,12 +25,16 @@ from traitlets import Bool
 __all__ = ["CheckCellMetadataCompiled", "CompiledMetadataValidator"]
 
 
-@cache
-def _compiled(schema_text: str) -> Any:
-    schema = json.loads(schema_text)
-    cls = validators.validator_for(schema)
-    cls.check_schema(schema)  # what jsonschema.validate does on every call: here, once
-    return cls(schema)
+_COMPILED: dict[int, Any] = {}  # nbgrader's schema version -> its compiled validator
+
+
+def _compiled(version: int, schema: dict[str, Any]) -> Any:
+    """The validator of nbgrader's schema ``version`` (one schema file per version)."""
+    if version not in _COMPILED:
+        cls = validators.validator_for(schema)
+        cls.check_schema(schema)  # what jsonschema.validate does on every call: here, once
+        _COMPILED[version] = cls(schema)
+    return _COMPILED[version]
 
 
 class _CompiledSchema(BaseMetadataValidator):  # type: ignore[misc]
@@ -43,7 +45,7 @@ class _CompiledSchema(BaseMetadataValidator):  # type: ignore[misc]
         if meta is None or meta.get("schema_version", 0) != self.schema_version:
             super().validate_cell(cell)  # nbgrader's own answer: nothing, or too old/new
             return
-        error = best_match(_compiled(json.dumps(self.schema)).iter_errors(meta))
+        error = best_match(_compiled(self.schema_version, self.schema).iter_errors(meta))
         if error is not None:
             raise error
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,8 +142,6 @@ class SuiteForkServer:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        import shutil
-
         shutil.rmtree(self._home, ignore_errors=True)
 
     def _read(self) -> None:

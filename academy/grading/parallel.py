@@ -464,15 +464,12 @@ def _autograde_batch(
     finally:
         processes.pop(number, None)
     seconds = (time.monotonic() - start) / len(batch)
-    from nbgrader.api import Gradebook
-
-    with Gradebook(_db_url(db)) as gb:  # graded now, not left over from an earlier run
-        graded = {
-            s
-            for s in batch
-            if is_saved(gb, assignment, s)
-            and _written_since(root / "autograded" / s / assignment, started_at)
-        }
+    saved = saved_students(db, assignment)
+    graded = {  # graded now, not left over from an earlier run
+        s
+        for s in batch
+        if s in saved and _written_since(root / "autograded" / s / assignment, started_at)
+    }
     return [
         StudentResult(s, "graded", seconds=seconds)
         if s in graded

@@ -253,7 +253,7 @@ def _run_suite(
 
         args = command[command.index("pytest") + 1 :]
         try:
-            server = shared_fork_server(_suite_env(str(work)))
+            server = shared_fork_server(env)
             return server.run(args, str(work), str(work / "log.txt"), env, timeout)
         except ForkServerGone:
             pass
