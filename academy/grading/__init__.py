@@ -8,7 +8,8 @@
   those processes from one that has pytest imported, when many notebooks are graded.
 * ``render``: an exercise's result as the outputs of its grade cell, as nbgrader reads them.
 * ``steps``: the preprocessors added to nbgrader's pipelines (``jupyter_config.py``);
-  ``cellmetadata``: nbgrader's metadata check with its schema compiled once.
+  ``cellmetadata``: nbgrader's metadata check with its schema compiled once; ``kernel``:
+  jupyter_client's kernel manager and client without their idle waits.
 * ``sanitize``: the first autograde step, so that one learner's file never stops the class.
 * ``nofollow``: touching student folders without following links a learner put there.
 * ``parallel``: every submission graded in parallel, one writer to the gradebook.

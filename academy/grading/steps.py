@@ -43,6 +43,7 @@ from academy import manifest
 from academy.bridge.cgroup import LearnerCgroup
 from academy.bridge.client import Limits
 from academy.bridge.sandbox import MODES, Sandbox, SandboxUnavailable
+from academy.grading.kernel import GradingKernelManager
 from academy.grading.nofollow import copy_regular_files
 from academy.grading.render import exercise_outputs
 from academy.grading.suite_runner import SUITE_SECONDS, SuiteReport, run_hidden_suite
@@ -131,6 +132,8 @@ class ExecuteWithinLimits(Execute):
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
+        # jupyter_client's manager without its idle waits (academy.grading.kernel)
+        kwargs.setdefault("kernel_manager_class", GradingKernelManager)
         super().__init__(**kwargs)
         # nbgrader reuses one instance for a whole run: per-notebook arguments are built from
         # the configured ones on every call, never appended to them.
