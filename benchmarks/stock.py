@@ -15,6 +15,7 @@ STOCK_PIPELINE = (
     "--ScoreHiddenSuites.preload=False",  # a new interpreter per suite, no fork server
     "--CheckCellMetadataCompiled.compile_schema=False",  # nbgrader's check on every cell
     "--ExecuteWithinLimits.kernel_debugger=True",  # ipykernel imports debugpy
+    "--ExecuteWithinLimits.trim_kernel_waits=False",  # jupyter_client's idle waits
 )
 
 

@@ -14,8 +14,10 @@ from queue import Empty
 
 import pytest
 from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
 
 from academy.grading.kernel import GradingKernelClient, GradingKernelManager
 from academy.grading.steps import ExecuteWithinLimits
@@ -127,8 +129,20 @@ def test_a_killed_kernel_is_waited_for_with_the_fine_poll(tmp_path, monkeypatch)
     assert max(pauses) <= GradingKernelManager().exit_poll_seconds
 
 
-def test_grading_runs_kernels_with_the_grading_manager():
-    assert ExecuteWithinLimits().kernel_manager_class is GradingKernelManager
+@pytest.mark.parametrize(
+    ("trim", "expected"),
+    [(None, GradingKernelManager), (True, GradingKernelManager), (False, AsyncKernelManager)],
+)
+def test_grading_runs_kernels_with_the_configured_manager(trim, expected):
+    """trim_kernel_waits (default True) chooses the manager, even though nbgrader's Execute
+    fixes kernel_manager_class above any configuration."""
+    config = Config()
+    if trim is not None:
+        config.ExecuteWithinLimits.trim_kernel_waits = trim
+    step = ExecuteWithinLimits(config=config, sandbox="off")
+    step._private_dirs, step._cgroups, step.nb = [], [], new_notebook()
+    km = step.create_kernel_manager()
+    assert type(km) is expected
 
 
 def test_the_course_configures_immediate_kernel_shutdown():
