@@ -24,7 +24,7 @@ from course_tools import one_cell_notebook, write_tiny_course
 
 from academy import manifest
 from academy.bridge.client import Limits
-from academy.grading import forkserver
+from academy.grading import forkserver, suite_runner
 from academy.grading.forkserver import SuiteForkServer, shared_fork_server
 from academy.grading.suite_runner import _suite_env, run_hidden_suite
 
@@ -242,3 +242,32 @@ def test_a_server_that_cannot_start_is_reported(monkeypatch, tmp_path):
     monkeypatch.setattr(forkserver, "START_SECONDS", 0.01)
     with pytest.raises(forkserver.ForkServerGone, match="did not start"):
         SuiteForkServer(_suite_env(str(tmp_path)))
+
+
+@pytest.mark.parametrize(("died_after", "expected"), [(60.0, 60.0), (115.0, 30.0), (0.0, 120.0)])
+def test_a_rerun_after_the_server_died_gets_what_is_left_of_the_limit(
+    course, monkeypatch, died_after, expected
+):
+    """The fresh-interpreter rerun gets the time limit minus what the dead server's run took,
+    at least RERUN_MIN_SECONDS: a server's end never gives one student a second full limit."""
+    real = time.monotonic
+    shift = [0.0]
+    monkeypatch.setattr(suite_runner.time, "monotonic", lambda: real() + shift[0])
+
+    def dies_late(self, args, cwd, log, env, timeout):
+        shift[0] += died_after  # the server died this many seconds into the run
+        raise forkserver.ForkServerGone("the suite fork server ended during a run")
+
+    waits: list[float] = []
+    wait = subprocess.Popen.wait
+
+    def recorded(self, timeout=None):
+        if timeout is not None:
+            waits.append(timeout)
+        return wait(self, timeout)
+
+    monkeypatch.setattr(forkserver.SuiteForkServer, "run", dies_late)
+    monkeypatch.setattr(subprocess.Popen, "wait", recorded)
+    report = grade(course, RIGHT, timeout=120.0)
+    assert report.score == 5 and not report.flagged, report.to_json()
+    assert waits and expected - 5 < waits[0] <= expected, waits

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from academy.manifest import Course, Exercise, ManifestError, Module, suite_supp
 __all__ = ["SUITE_SECONDS", "CaseResult", "ExerciseResult", "SuiteReport", "run_hidden_suite"]
 
 SUITE_SECONDS = 600.0  # default wall-clock cap for one notebook's whole hidden suite
+# A suite rerun after the fork server died gets what is left of its time limit, but at least
+# this much (never more than the limit): the server's end is not the learner's doing.
+RERUN_MIN_SECONDS = 30.0
 
 
 @dataclass
@@ -246,17 +250,21 @@ def _run_suite(
     ``timeout`` seconds. Returns its exit code (``-SIGKILL`` when it was killed).
 
     With ``preload``, the process is forked from the fork server, which runs ``command``'s
-    pytest arguments the same way; if the server is gone, the command runs as it is.
+    pytest arguments the same way; if the server is gone, the command runs as it is, within
+    what is left of ``timeout`` (at least ``RERUN_MIN_SECONDS``, at most ``timeout``), so a
+    server's end costs one student a bounded time, never a second full limit.
     """
     if preload:
         from academy.grading.forkserver import ForkServerGone, shared_fork_server
 
         args = command[command.index("pytest") + 1 :]
+        started = time.monotonic()
         try:
             server = shared_fork_server(env)
             return server.run(args, str(work), str(work / "log.txt"), env, timeout)
         except ForkServerGone:
-            pass
+            left = timeout - (time.monotonic() - started)
+            timeout = max(left, min(timeout, RERUN_MIN_SECONDS))
     with open(work / "log.txt", "wb") as log:
         proc = subprocess.Popen(
             command,
