@@ -640,41 +640,41 @@ def grade_on_dask(
     report = on_result or (lambda result: None)
     results: list[StudentResult] = []
     saved = saved_students(main_db, assignment)
-    from nbgrader.api import Gradebook
+    todo = _students_to_grade(saved, students, force, results, report)
+    if not todo:
+        return results
+    bundle = course_bundle(course, module, gradebook=True)
+    with dask_client(scheduler, workers) as client:
+        shared = client.submit(  # recomputed, not lost, when its workers die
+            bundle_value, bundle, key=f"f0-bundle-{digest(bundle)}", pure=False
+        )
+        slots = max(1, sum(client.nthreads().values()))
+        batches = (
+            [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+            if batch_size
+            else _batches(todo, slots)
+        )
+        futures = {}
+        for batch in batches:
+            submissions = {s: folder_files(root / "submitted" / s / assignment, "") for s in batch}
+            future = client.submit(
+                autograde_students,
+                shared,
+                assignment,
+                submissions,
+                tuple(nbgrader_args),
+                key=f"f0-autograde-{assignment}-{batch[0]}-{os.urandom(4).hex()}",
+                retries=retries,
+                pure=False,
+            )
+            futures[future] = batch
+        done: set[str] = set()
+        try:
+            # nbgrader (1.3 s to import) only once the workers have their tasks: it is needed
+            # to save the first result, not to start grading
+            from nbgrader.api import Gradebook
 
-    with Gradebook(_db_url(main_db)) as main:
-        todo = _students_to_grade(saved, students, force, results, report)
-        if not todo:
-            return results
-        bundle = course_bundle(course, module, gradebook=True)
-        with dask_client(scheduler, workers) as client:
-            shared = client.submit(  # recomputed, not lost, when its workers die
-                bundle_value, bundle, key=f"f0-bundle-{digest(bundle)}", pure=False
-            )
-            slots = max(1, sum(client.nthreads().values()))
-            batches = (
-                [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-                if batch_size
-                else _batches(todo, slots)
-            )
-            futures = {}
-            for batch in batches:
-                submissions = {
-                    s: folder_files(root / "submitted" / s / assignment, "") for s in batch
-                }
-                future = client.submit(
-                    autograde_students,
-                    shared,
-                    assignment,
-                    submissions,
-                    tuple(nbgrader_args),
-                    key=f"f0-autograde-{assignment}-{batch[0]}-{os.urandom(4).hex()}",
-                    retries=retries,
-                    pure=False,
-                )
-                futures[future] = batch
-            done: set[str] = set()
-            try:
+            with Gradebook(_db_url(main_db)) as main:
                 for future in as_completed(futures):
                     try:
                         outs = future.result()
@@ -694,9 +694,9 @@ def grade_on_dask(
                         done.add(out["student"])
                         results.append(result)
                         report(result)
-            except BaseException:
-                client.cancel(list(futures))
-                raise
+        except BaseException:
+            client.cancel(list(futures))
+            raise
     return results
 
 
