@@ -7,9 +7,11 @@
    learner alone.
 2. With --autograde M: ``f0 autograde`` of M submissions on a real ``dask scheduler`` with
    --workers ``dask worker`` processes, against ``f0 autograde --workers W`` (local process
-   pool) and sequential ``nbgrader autograde`` (the baseline: the course's pipeline with none
-   of its speed work, ``benchmarks/stock.py``; and the course's pipeline as configured), with
-   the same grades, and how many cores of work the machine delivered meanwhile.
+   pool; run before and after the two Dask runs, so that drift in what the machine delivers
+   weighs on both alike) and sequential ``nbgrader autograde`` (the baseline: the course's
+   pipeline with none of its speed work, ``benchmarks/stock.py``; and the course's pipeline
+   as configured), with the same grades, and how many cores of work the machine delivered
+   meanwhile.
 
     python benchmarks/bench_service.py [--checks 6] [--learners 20] [--rounds 3]
                                        [--workers 2] [--autograde 30]
@@ -215,7 +217,7 @@ def bench_autograde(args) -> None:
     f0 = [sys.executable, "-m", "academy.cli", "autograde", "module1"]
     with tempfile.TemporaryDirectory() as tmp:
         roots = {}
-        for name in ("sequential", "overlap", "local", "dask"):
+        for name in ("sequential", "overlap", "local", "dask", "dask2", "local2"):
             Path(tmp, name).mkdir()
             root = copy_course(c, Path(tmp, name))
             timed(["nbgrader", "generate_assignment", "module1", "--force"], root)
@@ -282,8 +284,13 @@ def bench_autograde(args) -> None:
                 ["nbgrader", "autograde", "module1", *STOCK_PIPELINE], roots["sequential"]
             )
             overlap = timed(["nbgrader", "autograde", "module1"], roots["overlap"])
-            local = timed([*f0, "--workers", str(args.workers)], roots["local"])
-            dask = timed([*f0, "--scheduler", address], roots["dask"])
+            # local, dask, dask, local: a machine that speeds up or slows down during the
+            # runs (this one does) weighs on both the same
+            locals_ = [timed([*f0, "--workers", str(args.workers)], roots["local"])]
+            dasks = [timed([*f0, "--scheduler", address], roots["dask"])]
+            dasks.append(timed([*f0, "--scheduler", address], roots["dask2"]))
+            locals_.append(timed([*f0, "--workers", str(args.workers)], roots["local2"]))
+            local, dask = statistics.mean(locals_), statistics.mean(dasks)
             capacity.append(machine_capacity(args.workers))
         finally:
             for proc in procs:
@@ -301,11 +308,12 @@ def bench_autograde(args) -> None:
         f"({overlap / n:.2f} s each, {sequential / overlap:.2f}x)"
     )
     print(
-        f"  f0 autograde --workers {args.workers} (local):  {local:.1f} s ({local / n:.2f} s each)"
+        f"  f0 autograde --workers {args.workers} (local):  {local:.1f} s ({local / n:.2f} s each;"
+        f" mean of {locals_[0]:.1f} s first and {locals_[1]:.1f} s last)"
     )
     print(
         f"  f0 autograde --scheduler ({args.workers} dask worker processes): {dask:.1f} s "
-        f"({dask / n:.2f} s each)"
+        f"({dask / n:.2f} s each; mean of {dasks[0]:.1f} s and {dasks[1]:.1f} s, in between)"
     )
     print(
         f"  dask vs local: {dask / local:.2f}x the time; dask vs sequential: "
