@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ParallelGrader",
     "StudentResult",
+    "autograde_command",
     "grade_in_parallel",
     "grade_on_dask",
     "gradebook_rows",
@@ -420,6 +421,24 @@ _NBGRADER = (
 )
 
 
+def autograde_command(assignment: str, exclude: list[str], db: Path, *options: str) -> list[str]:
+    """The ``nbgrader autograde`` of one batch: every submitted student but ``exclude``,
+    regraded (``--force``), into gradebook ``db``, quiet but for warnings."""
+    return [
+        sys.executable,
+        "-c",
+        _NBGRADER,
+        "autograde",
+        assignment,
+        "--CourseDirectory.student_id=*",
+        f"--CourseDirectory.student_id_exclude={','.join(exclude)}",
+        "--force",
+        f"--CourseDirectory.db_url={_db_url(db)}",
+        "--log-level=WARN",
+        *options,
+    ]
+
+
 def _autograde_batch(
     root: Path,
     assignment: str,
@@ -434,20 +453,8 @@ def _autograde_batch(
     # Everyone else who submitted, not only the students of this run: with --student, the
     # others must not be graded (or stop nbgrader) inside this batch.
     everyone = sorted({*everyone, *submitted_students(root, assignment)})
-    others = ",".join(s for s in everyone if s not in batch)
-    command = [
-        sys.executable,
-        "-c",
-        _NBGRADER,
-        "autograde",
-        assignment,
-        "--CourseDirectory.student_id=*",
-        f"--CourseDirectory.student_id_exclude={others}",
-        "--force",
-        f"--CourseDirectory.db_url={_db_url(db)}",
-        "--log-level=WARN",
-        *nbgrader_args,
-    ]
+    others = [s for s in everyone if s not in batch]
+    command = autograde_command(assignment, others, db, *nbgrader_args)
     start, started_at = time.monotonic(), time.time()
     proc = subprocess.Popen(
         command,

@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -201,7 +200,7 @@ def _run_nbgrader(
     from nbgrader.api import Gradebook
 
     from academy.env import tool_env
-    from academy.grading.parallel import _NBGRADER, _db_url, gradebook_rows, is_saved
+    from academy.grading.parallel import _db_url, autograde_command, gradebook_rows, is_saved
 
     db = work / "gradebook.db"
     for student in students:  # graded now, by this run
@@ -209,20 +208,9 @@ def _run_nbgrader(
     others = sorted(
         p.name for p in (work / "submitted").iterdir() if p.is_dir() and p.name not in students
     )
-    command = [
-        sys.executable,
-        "-c",
-        _NBGRADER,
-        "autograde",
-        assignment,
-        "--CourseDirectory.student_id=*",
-        f"--CourseDirectory.student_id_exclude={','.join(others)}",
-        "--force",
-        f"--CourseDirectory.db_url={_db_url(db)}",
-        f"--ScoreHiddenSuites.course_root={work}",
-        "--log-level=WARN",
-        *nbgrader_args,
-    ]
+    command = autograde_command(
+        assignment, others, db, f"--ScoreHiddenSuites.course_root={work}", *nbgrader_args
+    )
     log_path = work / f"nbgrader-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
