@@ -18,6 +18,7 @@ import pytest
 from course_tools import ROOT, course, run, submission
 
 from academy.build import copy_course, tool_env
+from academy.grading.parallel import worker_slots
 
 pytestmark = pytest.mark.xdist_group("dask_grading")
 
@@ -237,6 +238,22 @@ def test_grading_on_a_real_cluster_survives_a_killed_worker(tmp_path):
     assert seen["w2"], "worker w2 graded nothing"
     # The workers graded in their own folders and left nothing behind.
     assert not tasks_in(far / "w2")
+
+
+@pytest.mark.parametrize(
+    ("nthreads", "slots"),
+    [
+        ({"tcp://b:2": 1, "tcp://a:1": 1}, ["tcp://a:1", "tcp://b:2"]),
+        ({"a": 2, "b": 2}, ["a", "b", "a", "b"]),  # the first two batches on two workers
+        ({"a": 3, "b": 1}, ["a", "b", "a", "a"]),
+        ({}, []),
+    ],
+)
+def test_batches_go_to_the_workers_in_turn(nthreads, slots):
+    """Batch n's first choice of worker (a loose restriction): one slot per thread, the
+    workers taken in turn, so the first batches never queue on one worker beside the bundle
+    (the killed-worker test shows a batch whose worker died still runs elsewhere)."""
+    assert worker_slots(nthreads) == slots
 
 
 def _mk(tmp_path: Path) -> Path:

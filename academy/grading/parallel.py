@@ -56,6 +56,7 @@ __all__ = [
     "save_rows",
     "saved_students",
     "submitted_students",
+    "worker_slots",
 ]
 
 
@@ -602,6 +603,18 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         yield client
 
 
+def worker_slots(nthreads: dict[str, int]) -> list[str]:
+    """One worker address per thread of the cluster, the workers taken in turn (a, b, a, b).
+
+    Batch n of a Dask run goes to slot n first, as a loose restriction (any worker runs it
+    if that one is gone). Without it, a cluster that has not run these tasks before puts them
+    all beside the course bundle, on one worker, until work stealing moves some a second or so
+    later; taken in turn, the first batches go to as many different workers as there are.
+    """
+    most = max(nthreads.values(), default=0)
+    return [a for n in range(most) for a, threads in sorted(nthreads.items()) if threads > n]
+
+
 def grade_on_dask(
     root: Path,
     assignment: str,
@@ -655,14 +668,14 @@ def grade_on_dask(
         shared = client.submit(  # recomputed, not lost, when its workers die
             bundle_value, bundle, key=f"f0-bundle-{digest(bundle)}", pure=False
         )
-        slots = max(1, sum(client.nthreads().values()))
+        slots = worker_slots(client.nthreads())
         batches = (
             [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
             if batch_size
-            else _batches(todo, slots)
+            else _batches(todo, max(1, len(slots)))
         )
         futures = {}
-        for batch in batches:
+        for number, batch in enumerate(batches):
             submissions = {s: folder_files(root / "submitted" / s / assignment, "") for s in batch}
             future = client.submit(
                 autograde_students,
@@ -673,6 +686,8 @@ def grade_on_dask(
                 key=f"f0-autograde-{assignment}-{batch[0]}-{os.urandom(4).hex()}",
                 retries=retries,
                 pure=False,
+                workers=[slots[number % len(slots)]] if slots else None,
+                allow_other_workers=True,
             )
             futures[future] = batch
         done: set[str] = set()
