@@ -72,3 +72,45 @@ def test_a_student_finishing_keeps_the_watch_from_calling_it_a_stall(tmp_path):
     proc = start(code)
     assert tasks._watch(proc, graded, "module1", 60.0, 1.5) == ""
     assert proc.returncode == 0
+
+
+GATED_IMPORT = """
+import subprocess, sys, threading
+from pathlib import Path
+from academy.service import tasks
+
+started = threading.Event()
+
+class Gate:  # nbgrader.api may be imported only once nbgrader has been started
+    def find_spec(self, name, path=None, target=None):
+        if name == "nbgrader.api" and not started.wait(5):
+            raise ImportError("nbgrader.api was imported before nbgrader started")
+        return None
+
+sys.meta_path.insert(0, Gate())
+popen = subprocess.Popen
+def recorded(*args, **kwargs):
+    started.set()
+    return popen([sys.executable, "-c", "pass"], **{k: v for k, v in kwargs.items()
+                 if k in ("cwd", "stdout", "stderr", "start_new_session")})
+subprocess.Popen = recorded
+work = Path(sys.argv[1])
+(work / "submitted" / "alice" / "module1").mkdir(parents=True)
+result = tasks._run_nbgrader(work, "module1", ["alice"], (), 60.0)
+print(result[0]["student"], result[0]["status"])
+"""
+
+
+def test_a_task_imports_the_gradebook_while_nbgrader_grades_not_before(tmp_path):
+    """autograde_students imports nbgrader.api (1.3 s on a fresh worker) in a thread while
+    nbgrader grades; an import of it before nbgrader starts would wait for that thread, and
+    the overlap would be lost. In a fresh interpreter, nbgrader.api cannot be imported until
+    nbgrader has been started."""
+    done = subprocess.run(
+        [sys.executable, "-c", GATED_IMPORT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["alice", "failed"]  # nothing was graded: no gradebook

@@ -197,8 +197,6 @@ def _run_nbgrader(
     nbgrader_args: tuple[str, ...],
     timeout: float,
 ) -> list[dict[str, Any]]:
-    from nbgrader.api import Gradebook
-
     from academy.env import tool_env
     from academy.grading.parallel import _db_url, autograde_command, gradebook_rows, is_saved
 
@@ -222,6 +220,10 @@ def _run_nbgrader(
             start_new_session=True,
         )
         why = _watch(proc, work / "autograded", assignment, timeout, _stall_seconds())
+    # only now: an import here, before nbgrader starts, would wait for the one
+    # autograde_students began in a thread, and gain nothing from it
+    from nbgrader.api import Gradebook
+
     output = log_path.read_text(encoding="utf-8", errors="replace") + why
     results = []
     with Gradebook(_db_url(db)) as gb:
